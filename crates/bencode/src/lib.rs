@@ -1,0 +1,1 @@
+//! Strict zero-copy bencode.
