@@ -1,0 +1,85 @@
+//! Node configuration.
+
+use std::time::Duration;
+
+/// Tunables of a DHT node. `Config::default()` gives the values of BEP 5 and common practice.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bucket size and the number of closest nodes a lookup converges on (k = 8).
+    pub k: usize,
+    /// Parallel requests per lookup (α = 3).
+    pub alpha: usize,
+    /// Request timeout before any RTT has been measured, and its upper bound.
+    pub max_request_timeout: Duration,
+    /// Lower bound of the adaptive request timeout.
+    pub min_request_timeout: Duration,
+    /// Hard deadline of one lookup; it then ends with what it has.
+    pub lookup_deadline: Duration,
+    /// A bucket untouched this long is refreshed with a lookup of a random id in its range.
+    pub bucket_refresh: Duration,
+    /// A node heard from within this period is good (BEP 5: 15 minutes).
+    pub node_good_for: Duration,
+    /// Failed queries after which a node is bad and may be replaced.
+    pub max_failures: u8,
+    /// How often the token secret rotates (the previous secret stays valid for one more period).
+    pub token_rotation: Duration,
+    /// How long an announced peer is kept.
+    pub peer_ttl: Duration,
+    /// Cap on distinct info-hashes in the peer store.
+    pub max_info_hashes: usize,
+    /// Cap on peers per info-hash.
+    pub max_peers_per_info_hash: usize,
+    /// Peers returned in one `get_peers` response (keeps the datagram under ~1200 bytes).
+    pub max_values_per_response: usize,
+    /// Cap on our outstanding requests; lookups wait for a slot beyond it.
+    pub max_in_flight: usize,
+    /// Per-IP incoming query rate (queries per second, token bucket refill).
+    pub rate_limit_per_sec: u32,
+    /// Per-IP burst allowance.
+    pub rate_limit_burst: u32,
+    /// Cap on the number of IPs the rate limiter tracks (oldest forgotten first).
+    pub rate_limit_max_ips: usize,
+    /// Replacement-cache entries kept per bucket.
+    pub replacement_cache: usize,
+    /// Our `v` field (two letters and two version bytes), or none.
+    pub version: Option<[u8; 4]>,
+    /// Read-only mode (BEP 43): we set `ro` and answer no queries.
+    pub read_only: bool,
+    /// At most one node per IP address per bucket, for public addresses (private and loopback
+    /// addresses are exempt, so local test networks work).
+    pub restrict_ips: bool,
+    /// First retry delay of a bootstrap that found nobody; doubled up to `bootstrap_max_backoff`.
+    pub bootstrap_retry: Duration,
+    /// Upper bound of the bootstrap retry delay.
+    pub bootstrap_max_backoff: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            k: 8,
+            alpha: 3,
+            max_request_timeout: Duration::from_secs(2),
+            min_request_timeout: Duration::from_millis(250),
+            lookup_deadline: Duration::from_secs(20),
+            bucket_refresh: Duration::from_secs(15 * 60),
+            node_good_for: Duration::from_secs(15 * 60),
+            max_failures: 2,
+            token_rotation: Duration::from_secs(5 * 60),
+            peer_ttl: Duration::from_secs(30 * 60),
+            max_info_hashes: 50_000,
+            max_peers_per_info_hash: 200,
+            max_values_per_response: 50,
+            max_in_flight: 2048,
+            rate_limit_per_sec: 250,
+            rate_limit_burst: 500,
+            rate_limit_max_ips: 65_536,
+            replacement_cache: 8,
+            version: Some(*b"MY\x00\x01"),
+            read_only: false,
+            restrict_ips: true,
+            bootstrap_retry: Duration::from_secs(1),
+            bootstrap_max_backoff: Duration::from_secs(60),
+        }
+    }
+}

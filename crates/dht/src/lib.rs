@@ -1,0 +1,24 @@
+//! A sans-IO Mainline DHT node (BEP 5).
+//!
+//! The node is a plain state machine: it never reads a clock, touches a socket or draws from
+//! the OS random generator. The driver (`mycel-net`) or the simulator feeds it datagrams and
+//! timeouts and drains its outputs. See [`Node`] for the calling contract.
+
+mod config;
+mod event;
+mod lookup;
+mod node;
+mod peers;
+mod ratelimit;
+mod routing;
+mod rtt;
+mod serve;
+mod stats;
+mod token;
+
+pub use config::Config;
+pub use event::{Event, LookupKind, LookupResult, QueryId, Transmit};
+pub use mycel_krpc::{InfoHash, NodeId, NodeInfo};
+pub use node::Node;
+pub use routing::{NodeState, RoutingTable};
+pub use stats::{DropCounts, MethodCounts, Stats};

@@ -1,0 +1,659 @@
+//! The DHT node state machine: transactions, timers and the glue between the routing table,
+//! lookups, the peer store and the wire. Answering queries lives in `serve.rs`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mycel_krpc::{Body, InfoHash, Message, Method, NodeId, NodeInfo, Query, Response, Want};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::lookup::{Lookup, Phase};
+use crate::peers::PeerStore;
+use crate::ratelimit::RateLimiter;
+use crate::routing::{Insert, RoutingTable};
+use crate::rtt::RttEstimator;
+use crate::token::Tokens;
+use crate::{Config, Event, LookupKind, QueryId, Stats, Transmit};
+
+/// Why we sent a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A request of a lookup.
+    Lookup(QueryId),
+    /// An `announce_peer` at the end of an announce lookup.
+    Announce(QueryId),
+    /// A ping asked for by the application.
+    Ping(QueryId),
+    /// A ping to a node that queried us, to verify it before adding it to the table.
+    Verify,
+    /// Ping-before-evict of a questionable node.
+    Probe,
+    /// Its command was cancelled; the answer only feeds the routing table.
+    Detached,
+}
+
+struct Pending {
+    addr: SocketAddr,
+    id: Option<NodeId>,
+    purpose: Purpose,
+    sent: Instant,
+    /// Distinguishes this request's timers from those of an earlier one with the same tx id.
+    seq: u64,
+    slow: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Soft,
+    Hard,
+}
+
+/// Cap on verification pings in flight (each new querier costs one; bounded so a flood of
+/// spoofed queries cannot turn us into a reflector).
+const MAX_VERIFY_IN_FLIGHT: usize = 64;
+/// How often expired peers are swept out.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
+
+/// A Mainline DHT node (BEP 5) as a sans-IO state machine.
+///
+/// # Calling contract
+/// Feed every received datagram to [`Node::handle_datagram`] and call [`Node::handle_timeout`]
+/// when the instant from [`Node::poll_timeout`] has passed (a spurious call is a no-op). After
+/// every input or command, drain [`Node::poll_transmit`] and [`Node::poll_event`] until they
+/// return `None`, then re-read [`Node::poll_timeout`]. `now` must never go backwards.
+///
+/// ```text
+/// let mut node = Node::new(Config::default(), id, seed, now);
+/// node.bootstrap(now, &[router]);
+/// loop {
+///     while let Some(t) = node.poll_transmit() { socket.send_to(&t.payload, t.dst) }
+///     while let Some(e) = node.poll_event() { app.on(e) }
+///     select! {
+///         (len, from) = socket.recv_from(&mut buf) => node.handle_datagram(clock.now(), from, &buf[..len]),
+///         _ = sleep_until(node.poll_timeout()) => node.handle_timeout(clock.now()),
+///     }
+/// }
+/// ```
+pub struct Node {
+    pub(crate) cfg: Config,
+    pub(crate) id: NodeId,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) table: RoutingTable,
+    pub(crate) tokens: Tokens,
+    pub(crate) store: PeerStore,
+    limiter: RateLimiter,
+    rtt: RttEstimator,
+    pending: HashMap<[u8; 2], Pending>,
+    timers: BTreeMap<(Instant, u64, TimerKind), [u8; 2]>,
+    next_seq: u64,
+    lookups: BTreeMap<QueryId, Lookup>,
+    next_query: u64,
+    verify_in_flight: usize,
+    bootstrap_addrs: Vec<SocketAddr>,
+    bootstrap_lookup: Option<QueryId>,
+    bootstrap_retry_at: Option<Instant>,
+    bootstrap_backoff: Duration,
+    bootstrapped: bool,
+    next_expiry: Instant,
+    pub(crate) transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    pub(crate) stats: Stats,
+}
+
+impl Node {
+    /// A node with the given id; all its randomness comes from `seed`.
+    pub fn new(config: Config, id: NodeId, seed: [u8; 32], now: Instant) -> Self {
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        let mut table = RoutingTable::new(id, config.k, now);
+        table.configure(&config);
+        let tokens = Tokens::new(rng.gen(), config.token_rotation, now);
+        let store = PeerStore::new(config.max_info_hashes, config.max_peers_per_info_hash, config.peer_ttl);
+        let limiter = RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst, config.rate_limit_max_ips);
+        let rtt = RttEstimator::new(config.min_request_timeout, config.max_request_timeout);
+        let bootstrap_backoff = config.bootstrap_retry;
+        Node {
+            cfg: config,
+            id,
+            rng,
+            table,
+            tokens,
+            store,
+            limiter,
+            rtt,
+            pending: HashMap::new(),
+            timers: BTreeMap::new(),
+            next_seq: 0,
+            lookups: BTreeMap::new(),
+            next_query: 0,
+            verify_in_flight: 0,
+            bootstrap_addrs: Vec::new(),
+            bootstrap_lookup: None,
+            bootstrap_retry_at: None,
+            bootstrap_backoff,
+            bootstrapped: false,
+            next_expiry: now + EXPIRY_SWEEP,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The routing table (read-only view).
+    pub fn routing_table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// Joins the network through these addresses (routers or known nodes): asks them for the
+    /// nodes closest to our id, retrying with back-off while the table stays empty.
+    pub fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr]) {
+        for a in addrs {
+            if !self.bootstrap_addrs.contains(a) {
+                self.bootstrap_addrs.push(*a);
+            }
+        }
+        self.start_bootstrap(now);
+    }
+
+    /// Adds nodes saved from an earlier run (unverified until they answer) and starts a
+    /// self-lookup through them.
+    pub fn restore(&mut self, now: Instant, nodes: &[NodeInfo]) {
+        for n in nodes {
+            if !self.bootstrap_addrs.contains(&n.addr) {
+                self.bootstrap_addrs.push(n.addr);
+            }
+        }
+        self.start_bootstrap(now);
+    }
+
+    /// Feeds one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if !self.limiter.allow(now, from.ip()) {
+            self.stats.dropped.rate_limited += 1;
+            return;
+        }
+        let msg = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                self.stats.dropped.malformed += 1;
+                if let Some(tx) = mycel_krpc::salvage_query_tx(bytes) {
+                    let tx = tx.to_vec();
+                    self.send_error(from, &tx, mycel_krpc::ERROR_PROTOCOL, b"malformed query");
+                }
+                return;
+            }
+        };
+        match msg.body {
+            Body::Query(q) => {
+                if self.cfg.read_only {
+                    self.stats.dropped.read_only += 1;
+                    return;
+                }
+                self.on_query(now, from, msg.tx, msg.read_only, q);
+            }
+            Body::Response(r) => self.on_response(now, from, msg.tx, r),
+            Body::Error(_) => self.on_error(now, from, msg.tx),
+        }
+    }
+
+    /// Runs timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.fire_request_timers(now);
+        self.expire_lookups(now);
+        let rng = &mut self.rng;
+        self.tokens.maybe_rotate(now, || rng.gen());
+        if now >= self.next_expiry {
+            self.store.expire(now);
+            self.next_expiry = now + EXPIRY_SWEEP;
+        }
+        if self.bootstrap_retry_at.is_some_and(|t| now >= t) {
+            self.bootstrap_retry_at = None;
+            self.start_bootstrap(now);
+        }
+        self.refresh_buckets(now);
+    }
+
+    /// Pings an address; answered by [`Event::Pong`] or [`Event::PingFailed`].
+    pub fn ping(&mut self, now: Instant, addr: SocketAddr) -> QueryId {
+        let q = self.new_query_id();
+        self.send_query(now, addr, None, Method::Ping, Purpose::Ping(q));
+        q
+    }
+
+    /// Iterative `find_node` lookup; ends with [`Event::LookupDone`].
+    pub fn find_node(&mut self, now: Instant, target: NodeId) -> QueryId {
+        self.start_lookup(now, LookupKind::FindNode(target), false)
+    }
+
+    /// Iterative `get_peers` lookup; peers arrive as [`Event::PeersFound`], then
+    /// [`Event::LookupDone`].
+    pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash) -> QueryId {
+        self.start_lookup(now, LookupKind::GetPeers(info_hash), false)
+    }
+
+    /// A `get_peers` lookup followed by `announce_peer` to the k closest nodes that gave a
+    /// token. `port: None` announces with `implied_port` (the UDP source port).
+    pub fn announce(&mut self, now: Instant, info_hash: InfoHash, port: Option<u16>) -> QueryId {
+        let q = self.new_query_id();
+        self.start_lookup_with(now, q, LookupKind::Announce(info_hash), false, port);
+        q
+    }
+
+    /// Abandons a lookup or ping; no further events are reported for it. Requests already
+    /// sent are still matched (and their answers used for the routing table).
+    pub fn cancel(&mut self, query: QueryId) {
+        self.lookups.remove(&query);
+        for p in self.pending.values_mut() {
+            if matches!(p.purpose, Purpose::Ping(q) | Purpose::Lookup(q) | Purpose::Announce(q) if q == query) {
+                p.purpose = Purpose::Detached;
+            }
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.tokens.next_rotation().min(self.next_expiry);
+        if let Some(((at, _, _), _)) = self.timers.first_key_value() {
+            t = t.min(*at);
+        }
+        if let Some(d) = self.lookups.values().map(|l| l.deadline).min() {
+            t = t.min(d);
+        }
+        if let Some(r) = self.bootstrap_retry_at {
+            t = t.min(r);
+        }
+        if !self.table.is_empty() {
+            if let Some(r) = self.table.next_refresh(self.cfg.bucket_refresh) {
+                t = t.min(r);
+            }
+        }
+        Some(t)
+    }
+
+    /// The nodes of the routing table, good ones first, for saving across restarts.
+    pub fn routing_nodes(&self, now: Instant) -> Vec<NodeInfo> {
+        self.table.nodes(now)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.nodes_per_bucket = self.table.bucket_sizes();
+        s.routing_nodes = self.table.len();
+        s.stored_info_hashes = self.store.info_hashes();
+        s.stored_peers = self.store.peers();
+        s.active_lookups = self.lookups.len();
+        s.in_flight = self.pending.len();
+        s.srtt_us = self.rtt.srtt().map_or(0, |d| d.as_micros() as u64);
+        s
+    }
+
+    // ----- queries from others ------------------------------------------------------------
+
+    fn on_query(&mut self, now: Instant, from: SocketAddr, tx: &[u8], read_only: bool, q: Query<'_>) {
+        let info = NodeInfo { id: q.id, addr: from };
+        if !read_only && self.table.on_query(info, now) && self.verify_in_flight < MAX_VERIFY_IN_FLIGHT {
+            self.verify_in_flight += 1;
+            self.send_query(now, from, Some(q.id), Method::Ping, Purpose::Verify);
+        }
+        self.answer(now, from, tx, q);
+    }
+
+    // ----- answers to our queries ---------------------------------------------------------
+
+    fn take_pending(&mut self, from: SocketAddr, tx: &[u8]) -> Option<Pending> {
+        let key: [u8; 2] = match tx.try_into() {
+            Ok(k) => k,
+            Err(_) => {
+                self.stats.dropped.unknown_transaction += 1;
+                return None;
+            }
+        };
+        match self.pending.get(&key) {
+            None => {
+                self.stats.dropped.unknown_transaction += 1;
+                None
+            }
+            Some(p) if p.addr != from => {
+                self.stats.dropped.wrong_source += 1;
+                None
+            }
+            Some(_) => self.pending.remove(&key),
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, from: SocketAddr, tx: &[u8], r: Response<'_>) {
+        let Some(p) = self.take_pending(from, tx) else { return };
+        self.stats.responses_in += 1;
+        let rtt = now.saturating_duration_since(p.sent);
+        if !p.slow {
+            self.rtt.sample(rtt);
+        }
+        let info = NodeInfo { id: r.id, addr: from };
+        let id_ok = p.id.is_none_or(|id| id == r.id);
+        if id_ok {
+            self.add_verified(now, info, Some(rtt));
+        }
+        match p.purpose {
+            Purpose::Verify => self.verify_in_flight -= 1,
+            Purpose::Detached => {}
+            Purpose::Probe => self.table.probe_done(&r.id),
+            Purpose::Ping(q) => self.events.push_back(Event::Pong { query: q, node: info, rtt }),
+            Purpose::Lookup(q) => self.lookup_response(now, q, from, &r),
+            Purpose::Announce(q) => self.announce_ack(now, q, true),
+        }
+    }
+
+    fn on_error(&mut self, now: Instant, from: SocketAddr, tx: &[u8]) {
+        let Some(p) = self.take_pending(from, tx) else { return };
+        self.stats.errors_in += 1;
+        self.request_failed(now, p, false);
+    }
+
+    fn add_verified(&mut self, now: Instant, info: NodeInfo, rtt: Option<Duration>) {
+        if let Insert::PingFirst(q) = self.table.on_response(info, rtt, now) {
+            self.send_query(now, q.addr, Some(q.id), Method::Ping, Purpose::Probe);
+        }
+    }
+
+    fn request_failed(&mut self, now: Instant, p: Pending, timed_out: bool) {
+        if timed_out {
+            self.stats.timeouts += 1;
+        }
+        match p.purpose {
+            Purpose::Probe => {
+                self.table.on_failure(p.id, p.addr, now, true);
+                if let Some(id) = p.id {
+                    self.table.probe_done(&id);
+                }
+            }
+            _ => self.table.on_failure(p.id, p.addr, now, false),
+        }
+        match p.purpose {
+            Purpose::Verify => self.verify_in_flight -= 1,
+            Purpose::Probe | Purpose::Detached => {}
+            Purpose::Ping(q) => self.events.push_back(Event::PingFailed { query: q, addr: p.addr }),
+            Purpose::Lookup(q) => {
+                if let Some(l) = self.lookups.get_mut(&q) {
+                    l.on_failure(p.addr, timed_out);
+                }
+                self.drive_lookup(now, q);
+            }
+            Purpose::Announce(q) => self.announce_ack(now, q, false),
+        }
+    }
+
+    // ----- sending --------------------------------------------------------------------------
+
+    fn new_query_id(&mut self) -> QueryId {
+        self.next_query += 1;
+        QueryId(self.next_query)
+    }
+
+    /// Sends a query and tracks it. Returns false when the in-flight cap is reached.
+    fn send_query(&mut self, now: Instant, addr: SocketAddr, id: Option<NodeId>, method: Method<'_>, purpose: Purpose) -> bool {
+        if self.pending.len() >= self.cfg.max_in_flight {
+            if let Purpose::Ping(q) = purpose {
+                self.events.push_back(Event::PingFailed { query: q, addr });
+            }
+            return false;
+        }
+        let mut key: [u8; 2] = self.rng.gen();
+        while self.pending.contains_key(&key) {
+            key = self.rng.gen();
+        }
+        self.count_out(&method);
+        let msg = Message {
+            tx: &key,
+            version: self.cfg.version.as_ref().map(|v| &v[..]),
+            ip: None,
+            read_only: self.cfg.read_only,
+            body: Body::Query(Query { id: self.id, method }),
+        };
+        let mut payload = Vec::with_capacity(msg.encoded_len());
+        msg.encode(&mut payload);
+        self.transmits.push_back(Transmit { dst: addr, payload });
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        self.timers.insert((now + self.rtt.timeout(), seq, TimerKind::Soft), key);
+        self.timers.insert((now + self.cfg.max_request_timeout, seq, TimerKind::Hard), key);
+        self.pending.insert(key, Pending { addr, id, purpose, sent: now, seq, slow: false });
+        true
+    }
+
+    fn count_out(&mut self, method: &Method<'_>) {
+        let c = &mut self.stats.queries_out;
+        match method {
+            Method::Ping => c.ping += 1,
+            Method::FindNode { .. } => c.find_node += 1,
+            Method::GetPeers { .. } => c.get_peers += 1,
+            Method::AnnouncePeer { .. } => c.announce_peer += 1,
+            Method::Unknown { .. } => c.other += 1,
+        }
+    }
+
+    fn fire_request_timers(&mut self, now: Instant) {
+        while let Some(entry) = self.timers.first_entry() {
+            let (at, seq, kind) = *entry.key();
+            if at > now {
+                break;
+            }
+            let key = entry.remove();
+            let Some(p) = self.pending.get_mut(&key) else { continue };
+            if p.seq != seq {
+                continue;
+            }
+            match kind {
+                TimerKind::Soft => {
+                    p.slow = true;
+                    if let Purpose::Lookup(q) = p.purpose {
+                        let addr = p.addr;
+                        if let Some(l) = self.lookups.get_mut(&q) {
+                            l.on_slow(addr);
+                        }
+                        self.drive_lookup(now, q);
+                    }
+                }
+                TimerKind::Hard => {
+                    if let Some(p) = self.pending.remove(&key) {
+                        self.request_failed(now, p, true);
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- lookups ------------------------------------------------------------------------
+
+    fn start_lookup(&mut self, now: Instant, kind: LookupKind, internal: bool) -> QueryId {
+        let q = self.new_query_id();
+        self.start_lookup_with(now, q, kind, internal, None);
+        q
+    }
+
+    fn start_lookup_with(&mut self, now: Instant, q: QueryId, kind: LookupKind, internal: bool, port: Option<u16>) {
+        let target = match kind {
+            LookupKind::FindNode(id) => id.0,
+            LookupKind::GetPeers(ih) | LookupKind::Announce(ih) => ih.0,
+        };
+        let initial = self.table.closest(&target, self.cfg.k, now);
+        // With too few nodes of our own, the bootstrap addresses help as well.
+        let seeds: &[SocketAddr] = if initial.len() < self.cfg.k { &self.bootstrap_addrs } else { &[] };
+        let mut l = Lookup::new(kind, target, self.id, self.cfg.k, self.cfg.alpha, &initial, seeds, now, now + self.cfg.lookup_deadline);
+        l.internal = internal;
+        l.announce_port = port;
+        self.lookups.insert(q, l);
+        self.drive_lookup(now, q);
+    }
+
+    fn lookup_response(&mut self, now: Instant, q: QueryId, from: SocketAddr, r: &Response<'_>) {
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        let nodes: Vec<NodeInfo> = if from.is_ipv4() { r.nodes.clone() } else { r.nodes6.clone() };
+        l.on_response(from, r.id, &nodes, r.token);
+        if !r.values.is_empty() && matches!(l.kind, LookupKind::GetPeers(_) | LookupKind::Announce(_)) {
+            let fresh = l.new_peers(&r.values);
+            if !fresh.is_empty() && !l.internal {
+                self.events.push_back(Event::PeersFound { query: q, peers: fresh });
+            }
+        }
+        self.drive_lookup(now, q);
+    }
+
+    /// Sends what a lookup wants sent; moves it to the announce phase or ends it when the
+    /// search is over.
+    fn drive_lookup(&mut self, now: Instant, q: QueryId) {
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        if l.phase != Phase::Searching {
+            return;
+        }
+        let budget = self.cfg.max_in_flight.saturating_sub(self.pending.len());
+        let requests = l.next_requests(budget);
+        let kind = l.kind;
+        for r in requests {
+            let method = match kind {
+                LookupKind::FindNode(target) => Method::FindNode { target, want: Want::default() },
+                LookupKind::GetPeers(info_hash) | LookupKind::Announce(info_hash) => {
+                    Method::GetPeers { info_hash, want: Want::default() }
+                }
+            };
+            self.send_query(now, r.addr, r.id, method, Purpose::Lookup(q));
+        }
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        if !l.search_finished() {
+            return;
+        }
+        match kind {
+            LookupKind::Announce(info_hash) => self.start_announces(now, q, info_hash),
+            _ => self.finish_lookup(now, q),
+        }
+    }
+
+    fn start_announces(&mut self, now: Instant, q: QueryId, info_hash: InfoHash) {
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        let targets = l.announce_targets();
+        let port = l.announce_port;
+        l.phase = Phase::Announcing { outstanding: 0 };
+        let mut sent = 0;
+        for (node, token) in targets {
+            let method = Method::AnnouncePeer {
+                info_hash,
+                port: port.unwrap_or(0),
+                implied_port: port.is_none(),
+                token: &token,
+            };
+            if self.send_query(now, node.addr, Some(node.id), method, Purpose::Announce(q)) {
+                sent += 1;
+            }
+        }
+        if let Some(l) = self.lookups.get_mut(&q) {
+            l.messages_sent += sent;
+            l.phase = Phase::Announcing { outstanding: sent };
+        }
+        if sent == 0 {
+            self.finish_lookup(now, q);
+        }
+    }
+
+    fn announce_ack(&mut self, now: Instant, q: QueryId, ok: bool) {
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        if let Phase::Announcing { outstanding } = l.phase {
+            if ok {
+                l.announced_to += 1;
+            }
+            let outstanding = outstanding.saturating_sub(1);
+            l.phase = Phase::Announcing { outstanding };
+            if outstanding == 0 {
+                self.finish_lookup(now, q);
+            }
+        }
+    }
+
+    fn finish_lookup(&mut self, now: Instant, q: QueryId) {
+        let Some(mut l) = self.lookups.remove(&q) else { return };
+        l.phase = Phase::Done;
+        let result = l.result(now);
+        if Some(q) == self.bootstrap_lookup {
+            self.bootstrap_done(now);
+        }
+        if !l.internal {
+            self.events.push_back(Event::LookupDone { query: q, result });
+        }
+    }
+
+    fn expire_lookups(&mut self, now: Instant) {
+        let due: Vec<QueryId> = self.lookups.iter().filter(|(_, l)| l.deadline <= now).map(|(q, _)| *q).collect();
+        for q in due {
+            if let Some(l) = self.lookups.get_mut(&q) {
+                l.deadline_hit = true;
+            }
+            self.finish_lookup(now, q);
+        }
+    }
+
+    // ----- bootstrap and maintenance --------------------------------------------------------
+
+    fn start_bootstrap(&mut self, now: Instant) {
+        if self.bootstrap_lookup.is_some_and(|q| self.lookups.contains_key(&q)) {
+            return;
+        }
+        if self.bootstrap_addrs.is_empty() && self.table.is_empty() {
+            return;
+        }
+        let q = self.start_lookup(now, LookupKind::FindNode(self.id), true);
+        if self.lookups.contains_key(&q) {
+            self.bootstrap_lookup = Some(q);
+        } else {
+            // It finished at once (nobody to ask); treat like a failed round.
+            self.bootstrap_lookup = Some(q);
+            self.bootstrap_done(now);
+        }
+    }
+
+    fn bootstrap_done(&mut self, now: Instant) {
+        self.bootstrap_lookup = None;
+        if self.table.is_empty() {
+            self.bootstrap_retry_at = Some(now + self.bootstrap_backoff);
+            self.bootstrap_backoff = (self.bootstrap_backoff * 2).min(self.cfg.bootstrap_max_backoff);
+            return;
+        }
+        self.bootstrap_backoff = self.cfg.bootstrap_retry;
+        if !self.bootstrapped {
+            self.bootstrapped = true;
+            // Kademlia's join: after the self-lookup, refresh every bucket farther than our
+            // closest neighbour, so the far buckets do not wait 15 minutes to fill.
+            for b in 0..self.table.bucket_sizes().len().saturating_sub(1) {
+                self.table.touch(b, now);
+                let target = self.table.random_id_in(b, self.rng.gen());
+                self.start_lookup(now, LookupKind::FindNode(target), true);
+            }
+            self.events.push_back(Event::Bootstrapped { routing_nodes: self.table.len() });
+        }
+    }
+
+    fn refresh_buckets(&mut self, now: Instant) {
+        if self.table.is_empty() {
+            return;
+        }
+        for b in self.table.stale_buckets(now, self.cfg.bucket_refresh) {
+            self.table.touch(b, now);
+            let target = self.table.random_id_in(b, self.rng.gen());
+            self.start_lookup(now, LookupKind::FindNode(target), true);
+        }
+    }
+}

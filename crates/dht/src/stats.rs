@@ -1,0 +1,64 @@
+//! Counters of a node, returned by `Node::stats()`.
+
+/// Counts per KRPC method.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MethodCounts {
+    /// `ping`.
+    pub ping: u64,
+    /// `find_node`.
+    pub find_node: u64,
+    /// `get_peers`.
+    pub get_peers: u64,
+    /// `announce_peer`.
+    pub announce_peer: u64,
+    /// Methods we do not know.
+    pub other: u64,
+}
+
+/// Datagrams dropped, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Not valid KRPC (answered with 203 when a query's transaction id could be read).
+    pub malformed: u64,
+    /// Over the per-IP query rate.
+    pub rate_limited: u64,
+    /// A response or error whose transaction id matches nothing we sent.
+    pub unknown_transaction: u64,
+    /// A response from an address other than the one we asked.
+    pub wrong_source: u64,
+    /// A query received while read-only.
+    pub read_only: u64,
+}
+
+/// A snapshot of a node's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Nodes in each bucket, from the farthest (bucket 0) to the one holding our own id.
+    pub nodes_per_bucket: Vec<usize>,
+    /// Nodes in the routing table.
+    pub routing_nodes: usize,
+    /// Queries received, per method.
+    pub queries_in: MethodCounts,
+    /// Queries sent, per method.
+    pub queries_out: MethodCounts,
+    /// Responses received to our queries.
+    pub responses_in: u64,
+    /// Error messages received.
+    pub errors_in: u64,
+    /// Error messages sent (with codes 201–204).
+    pub errors_out: u64,
+    /// Our queries that timed out.
+    pub timeouts: u64,
+    /// Dropped datagrams by reason.
+    pub dropped: DropCounts,
+    /// Info-hashes in the peer store.
+    pub stored_info_hashes: usize,
+    /// Peers in the peer store.
+    pub stored_peers: usize,
+    /// Lookups in progress.
+    pub active_lookups: usize,
+    /// Requests in flight.
+    pub in_flight: usize,
+    /// Smoothed RTT of answered requests, in microseconds (0 before the first answer).
+    pub srtt_us: u64,
+}

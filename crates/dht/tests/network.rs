@@ -1,0 +1,258 @@
+//! Many real `Node`s exchanging datagrams in memory on virtual time: bootstrap, lookups,
+//! announces, loss, determinism. (The full simulator with a network model is `mycel-sim`;
+//! this is the node's own integration test and needs nothing but the node.)
+
+#![allow(clippy::disallowed_methods)] // tests take an arbitrary origin for virtual time
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mycel_dht::{Config, Event, InfoHash, LookupResult, Node, NodeId, QueryId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A datagram in flight: (arrival, sequence, sender index, destination, payload).
+type InFlight = Reverse<(Instant, u64, usize, SocketAddr, Vec<u8>)>;
+
+struct Net {
+    start: Instant,
+    now: Instant,
+    nodes: Vec<Node>,
+    addrs: Vec<SocketAddr>,
+    index: HashMap<SocketAddr, usize>,
+    queue: BinaryHeap<InFlight>,
+    seq: u64,
+    rng: ChaCha8Rng,
+    loss: f64,
+    events: Vec<(usize, Event)>,
+    trace: std::collections::hash_map::DefaultHasher,
+    datagrams: u64,
+}
+
+impl Net {
+    fn new(n: usize, seed: u64, loss: f64, config: Config) -> Net {
+        let start = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut nodes = Vec::new();
+        let mut addrs = Vec::new();
+        let mut index = HashMap::new();
+        for i in 0..n {
+            let addr = SocketAddr::from(([127, 1, (i / 250) as u8, (i % 250) as u8 + 1], 6881));
+            let node = Node::new(config.clone(), NodeId(rng.gen()), rng.gen(), start);
+            index.insert(addr, i);
+            addrs.push(addr);
+            nodes.push(node);
+        }
+        Net {
+            start,
+            now: start,
+            nodes,
+            addrs,
+            index,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng,
+            loss,
+            events: Vec::new(),
+            trace: Default::default(),
+            datagrams: 0,
+        }
+    }
+
+    /// Drains a node's outputs into the network.
+    fn flush(&mut self, i: usize) {
+        while let Some(t) = self.nodes[i].poll_transmit() {
+            self.datagrams += 1;
+            (i, t.dst, &t.payload).hash(&mut self.trace);
+            if self.rng.gen_bool(self.loss) {
+                continue;
+            }
+            let latency = Duration::from_millis(self.rng.gen_range(5..60));
+            self.seq += 1;
+            self.queue.push(Reverse((self.now + latency, self.seq, i, t.dst, t.payload)));
+        }
+        while let Some(e) = self.nodes[i].poll_event() {
+            self.events.push((i, e));
+        }
+    }
+
+    /// Runs the network until `until` (virtual time).
+    fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        loop {
+            let next_packet = self.queue.peek().map(|Reverse((t, ..))| *t);
+            let (timer_node, next_timer) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.poll_timeout().map(|t| (i, t)))
+                .min_by_key(|(_, t)| *t)
+                .map_or((None, None), |(i, t)| (Some(i), Some(t)));
+            let next = match (next_packet, next_timer) {
+                (Some(p), Some(t)) => p.min(t),
+                (p, t) => p.or(t).unwrap_or(until),
+            };
+            if next > until {
+                self.now = until;
+                return;
+            }
+            self.now = self.now.max(next);
+            if next_packet == Some(next) {
+                let Reverse((_, _, from, dst, payload)) = self.queue.pop().expect("peeked");
+                if let Some(&j) = self.index.get(&dst) {
+                    let src = self.addrs[from];
+                    self.nodes[j].handle_datagram(self.now, src, &payload);
+                    self.flush(j);
+                }
+            } else if let Some(i) = timer_node {
+                self.nodes[i].handle_timeout(self.now);
+                self.flush(i);
+            }
+        }
+    }
+
+    fn lookup_result(&self, node: usize, q: QueryId) -> Option<LookupResult> {
+        self.events.iter().find_map(|(i, e)| match e {
+            Event::LookupDone { query, result } if *i == node && *query == q => Some(result.clone()),
+            _ => None,
+        })
+    }
+
+    fn peers_found(&self, node: usize, q: QueryId) -> Vec<SocketAddr> {
+        self.events
+            .iter()
+            .filter_map(|(i, e)| match e {
+                Event::PeersFound { query, peers } if *i == node && *query == q => Some(peers.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn bootstrap_all(&mut self) {
+        let router = self.addrs[0];
+        // Node 0 bootstraps from node 1 so it learns of someone; the rest join over 10 s.
+        let n1 = self.addrs[1];
+        self.nodes[0].bootstrap(self.now, &[n1]);
+        self.flush(0);
+        for i in 1..self.nodes.len() {
+            self.run_for(Duration::from_millis(10_000 / self.nodes.len() as u64));
+            self.nodes[i].bootstrap(self.now, &[router]);
+            self.flush(i);
+        }
+        self.run_for(Duration::from_secs(20));
+    }
+}
+
+fn trace_hash(seed: u64) -> (u64, u64) {
+    let mut net = Net::new(60, seed, 0.02, Config::default());
+    net.bootstrap_all();
+    let q = net.nodes[5].get_peers(net.now, InfoHash([7; 20]));
+    net.flush(5);
+    net.run_for(Duration::from_secs(30));
+    assert!(net.lookup_result(5, q).is_some());
+    (net.trace.finish(), net.datagrams)
+}
+
+#[test]
+fn same_seed_same_trace() {
+    assert_eq!(trace_hash(11), trace_hash(11));
+    assert_ne!(trace_hash(11).0, trace_hash(12).0);
+}
+
+#[test]
+fn tables_fill_and_announces_are_found() {
+    let mut net = Net::new(200, 1, 0.0, Config::default());
+    net.bootstrap_all();
+    for (i, n) in net.nodes.iter().enumerate() {
+        let s = n.stats();
+        assert!(s.routing_nodes >= 8, "node {i} has only {} nodes", s.routing_nodes);
+    }
+    let ih = InfoHash([0x42; 20]);
+    let a = net.nodes[17].announce(net.now, ih, Some(4242));
+    net.flush(17);
+    net.run_for(Duration::from_secs(30));
+    let done = net.lookup_result(17, a).expect("announce finished");
+    assert!(done.announced_to >= 6, "announced to {} nodes", done.announced_to);
+    let want = SocketAddr::new(net.addrs[17].ip(), 4242);
+    for searcher in [3usize, 50, 99, 150, 199] {
+        let q = net.nodes[searcher].get_peers(net.now, ih);
+        net.flush(searcher);
+        net.run_for(Duration::from_secs(30));
+        let r = net.lookup_result(searcher, q).expect("get_peers finished");
+        assert!(!r.deadline_hit);
+        assert!(net.peers_found(searcher, q).contains(&want), "node {searcher} did not find the peer: {r:?}");
+    }
+}
+
+#[test]
+fn find_node_converges_on_the_true_closest() {
+    let mut net = Net::new(300, 2, 0.0, Config::default());
+    net.bootstrap_all();
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    for _ in 0..20 {
+        let target = NodeId(rng.gen());
+        let searcher = rng.gen_range(0..net.nodes.len());
+        let q = net.nodes[searcher].find_node(net.now, target);
+        net.flush(searcher);
+        net.run_for(Duration::from_secs(30));
+        let r = net.lookup_result(searcher, q).expect("lookup finished");
+        let mut all: Vec<NodeId> = net.nodes.iter().map(|n| n.id()).filter(|id| *id != net.nodes[searcher].id()).collect();
+        all.sort_by_key(|id| id.distance(&target.0));
+        let got: Vec<NodeId> = r.closest.iter().map(|n| n.id).collect();
+        assert_eq!(got.first(), all.first(), "closest node missed: {r:?}");
+        let hits = got.iter().filter(|id| all[..8].contains(id)).count();
+        assert!(hits >= 7, "only {hits} of the true 8 closest found");
+        assert!(r.hops <= 6, "{} hops", r.hops);
+    }
+}
+
+#[test]
+fn lookups_survive_loss() {
+    let mut net = Net::new(150, 3, 0.10, Config::default());
+    net.bootstrap_all();
+    let ih = InfoHash([0x99; 20]);
+    let a = net.nodes[10].announce(net.now, ih, None);
+    net.flush(10);
+    net.run_for(Duration::from_secs(30));
+    assert!(net.lookup_result(10, a).expect("done").announced_to >= 4);
+    let want = net.addrs[10]; // implied port: the node's own UDP port
+    let mut found = 0;
+    for searcher in [20usize, 40, 60, 80, 100, 120, 140] {
+        let q = net.nodes[searcher].get_peers(net.now, ih);
+        net.flush(searcher);
+        net.run_for(Duration::from_secs(30));
+        if net.peers_found(searcher, q).contains(&want) {
+            found += 1;
+        }
+    }
+    assert!(found >= 6, "found by {found} of 7 searchers with 10% loss");
+}
+
+#[test]
+fn bootstrap_retries_until_the_router_appears() {
+    let cfg = Config { bootstrap_retry: Duration::from_secs(1), ..Config::default() };
+    let mut net = Net::new(10, 4, 0.0, cfg);
+    // Node 9 bootstraps from an address where nobody listens yet.
+    let ghost = SocketAddr::from(([127, 9, 9, 9], 6881));
+    net.nodes[9].bootstrap(net.now, &[ghost]);
+    net.flush(9);
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(net.nodes[9].stats().routing_nodes, 0);
+    assert!(net.nodes[9].stats().queries_out.find_node >= 3, "retried with back-off");
+    // Now the address belongs to node 0, already part of a network.
+    net.index.remove(&net.addrs[0]);
+    net.addrs[0] = ghost;
+    net.index.insert(ghost, 0);
+    for i in 1..9 {
+        net.nodes[i].bootstrap(net.now, &[ghost]);
+        net.flush(i);
+    }
+    net.run_for(Duration::from_secs(120));
+    assert!(net.nodes[9].stats().routing_nodes >= 5, "joined after the router appeared");
+    assert!(net.events.iter().any(|(i, e)| *i == 9 && matches!(e, Event::Bootstrapped { .. })));
+    let _ = net.start;
+}
