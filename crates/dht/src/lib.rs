@@ -5,6 +5,8 @@
 //! timeouts and drains its outputs. See [`Node`] for the calling contract.
 
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 mod event;
 mod lookup;
 mod node;

@@ -39,6 +39,8 @@ struct Pending {
     id: Option<NodeId>,
     purpose: Purpose,
     sent: Instant,
+    soft_at: Instant,
+    hard_at: Instant,
     /// Distinguishes this request's timers from those of an earlier one with the same tx id.
     seq: u64,
     slow: bool,
@@ -334,7 +336,12 @@ impl Node {
                 self.stats.dropped.wrong_source += 1;
                 None
             }
-            Some(_) => self.pending.remove(&key),
+            Some(_) => {
+                let p = self.pending.remove(&key)?;
+                self.timers.remove(&(p.soft_at, p.seq, TimerKind::Soft));
+                self.timers.remove(&(p.hard_at, p.seq, TimerKind::Hard));
+                Some(p)
+            }
         }
     }
 
@@ -431,9 +438,10 @@ impl Node {
         self.transmits.push_back(Transmit { dst: addr, payload });
         self.next_seq += 1;
         let seq = self.next_seq;
-        self.timers.insert((now + self.rtt.timeout(), seq, TimerKind::Soft), key);
-        self.timers.insert((now + self.cfg.max_request_timeout, seq, TimerKind::Hard), key);
-        self.pending.insert(key, Pending { addr, id, purpose, sent: now, seq, slow: false });
+        let (soft_at, hard_at) = (now + self.rtt.timeout(), now + self.cfg.max_request_timeout);
+        self.timers.insert((soft_at, seq, TimerKind::Soft), key);
+        self.timers.insert((hard_at, seq, TimerKind::Hard), key);
+        self.pending.insert(key, Pending { addr, id, purpose, sent: now, soft_at, hard_at, seq, slow: false });
         true
     }
 
@@ -472,6 +480,7 @@ impl Node {
                 }
                 TimerKind::Hard => {
                     if let Some(p) = self.pending.remove(&key) {
+                        self.timers.remove(&(p.soft_at, p.seq, TimerKind::Soft));
                         self.request_failed(now, p, true);
                     }
                 }
