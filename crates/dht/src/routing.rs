@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use mycel_krpc::{NodeId, NodeInfo};
+use mycel_krpc::{Distance, NodeId, NodeInfo};
 
 /// State of a node in the table (BEP 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,25 +179,39 @@ impl RoutingTable {
 
     /// Up to `n` non-bad nodes closest to `target`, nearest first.
     pub fn closest(&self, target: &[u8; 20], n: usize, now: Instant) -> Vec<NodeInfo> {
+        self.closest_where(target, n, now, |_| true)
+    }
+
+    /// Up to `n` non-bad nodes closest to `target` whose address passes `keep`, nearest first.
+    pub(crate) fn closest_where(&self, target: &[u8; 20], n: usize, now: Instant, keep: impl Fn(&SocketAddr) -> bool) -> Vec<NodeInfo> {
         // Nodes in the target's bucket are nearer than those of any other bucket; nodes in
         // deeper buckets come next (mixed); shallower buckets follow, each strictly farther.
         let b = self.bucket_index(target);
-        let mut picked: Vec<&Entry> = Vec::with_capacity(n * 2);
-        let ok = |e: &&Entry| e.state(now, self.good_for, self.max_failures) != NodeState::Bad;
-        picked.extend(self.buckets[b].entries.iter().filter(ok));
+        let mut picked: Vec<(Distance, NodeInfo)> = Vec::with_capacity(n * 2);
+        let mut take = |bucket: &Bucket, picked: &mut Vec<(Distance, NodeInfo)>| {
+            for e in &bucket.entries {
+                if keep(&e.info.addr) && e.state(now, self.good_for, self.max_failures) != NodeState::Bad {
+                    picked.push((e.info.id.distance(target), e.info));
+                }
+            }
+        };
+        take(&self.buckets[b], &mut picked);
         if picked.len() < n {
             for bucket in &self.buckets[b + 1..] {
-                picked.extend(bucket.entries.iter().filter(ok));
+                take(bucket, &mut picked);
             }
         }
         let mut j = b;
         while picked.len() < n && j > 0 {
             j -= 1;
-            picked.extend(self.buckets[j].entries.iter().filter(ok));
+            take(&self.buckets[j], &mut picked);
         }
-        picked.sort_by_key(|e| e.info.id.distance(target));
-        picked.truncate(n);
-        picked.into_iter().map(|e| e.info).collect()
+        if picked.len() > n && n > 0 {
+            picked.select_nth_unstable_by(n - 1, |a, b| a.0.cmp(&b.0));
+            picked.truncate(n);
+        }
+        picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        picked.into_iter().map(|(_, info)| info).collect()
     }
 
     /// A node answered one of our queries: add it or refresh it.

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mycel_krpc::{Body, ErrorBody, Message, Method, NodeInfo, Query, Response, Want};
+use mycel_krpc::{Body, ErrorBody, Message, Method, Query, Response, Want};
 
 use crate::node::Node;
 use crate::peers::StoreOutcome;
@@ -58,15 +58,11 @@ impl Node {
     /// (BEP 32: without `want`, the family of the querier's address).
     fn fill_nodes(&self, now: Instant, target: &[u8; 20], from: SocketAddr, want: Want, resp: &mut Response<'_>) {
         let (n4, n6) = if want.n4 || want.n6 { (want.n4, want.n6) } else { (from.is_ipv4(), from.is_ipv6()) };
-        let closest = self.table.closest(target, self.cfg.k * 2, now);
-        let pick = |v4: bool| -> Vec<NodeInfo> {
-            closest.iter().filter(|n| n.addr.is_ipv4() == v4).take(self.cfg.k).copied().collect()
-        };
         if n4 {
-            resp.nodes = pick(true);
+            resp.nodes = self.table.closest_where(target, self.cfg.k, now, SocketAddr::is_ipv4);
         }
         if n6 {
-            resp.nodes6 = pick(false);
+            resp.nodes6 = self.table.closest_where(target, self.cfg.k, now, SocketAddr::is_ipv6);
         }
     }
 

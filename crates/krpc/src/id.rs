@@ -85,10 +85,20 @@ impl From<InfoHash> for NodeId {
 }
 
 /// The XOR distance between two ids; ordered as a 160-bit big-endian number.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Distance(pub [u8; 20]);
 
 impl Distance {
+    /// The distance as two big-endian integers, compared in order: two integer comparisons
+    /// instead of a byte-wise `memcmp` (lookups and `closest()` compare distances a lot).
+    fn key(&self) -> (u128, u32) {
+        let mut hi = [0u8; 16];
+        let mut lo = [0u8; 4];
+        hi.copy_from_slice(&self.0[..16]);
+        lo.copy_from_slice(&self.0[16..]);
+        (u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+    }
+
     /// Number of leading zero bits: the length of the common prefix of the two ids (160 when equal).
     pub fn leading_zeros(&self) -> u32 {
         let mut n = 0;
@@ -100,6 +110,18 @@ impl Distance {
             }
         }
         n
+    }
+}
+
+impl Ord for Distance {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl PartialOrd for Distance {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -127,5 +149,22 @@ mod tests {
         assert_eq!(a.distance(&c).leading_zeros(), 0);
         assert_eq!(a.distance(&b).leading_zeros(), 159);
         assert_eq!(a.distance(&a.0).leading_zeros(), 160);
+    }
+
+    #[test]
+    fn distance_order_matches_bytewise_order() {
+        let mut x = [0u8; 20];
+        let mut y = [0u8; 20];
+        for i in 0..20 {
+            x[i] = 1;
+            y[i] = 2;
+            assert!(Distance(x) < Distance(y), "byte {i}");
+            assert_eq!(Distance(x).cmp(&Distance(y)), x.cmp(&y));
+            x[i] = 0;
+            y[i] = 0;
+        }
+        x[16] = 0xff;
+        y[15] = 0x01;
+        assert!(Distance(x) < Distance(y));
     }
 }
