@@ -7,8 +7,10 @@ use std::time::Duration;
 pub struct Config {
     /// Bucket size and the number of closest nodes a lookup converges on (k = 8).
     pub k: usize,
-    /// Parallel requests per lookup (α = 3).
+    /// Parallel requests per lookup path (α = 3).
     pub alpha: usize,
+    /// Disjoint lookup paths (S/Kademlia's d; 1 = plain Kademlia). Each path runs α requests.
+    pub disjoint_paths: usize,
     /// Request timeout before any RTT has been measured, and its upper bound.
     pub max_request_timeout: Duration,
     /// Lower bound of the adaptive request timeout.
@@ -59,6 +61,7 @@ impl Default for Config {
         Config {
             k: 8,
             alpha: 3,
+            disjoint_paths: 1,
             max_request_timeout: Duration::from_secs(2),
             min_request_timeout: Duration::from_millis(250),
             lookup_deadline: Duration::from_secs(20),

@@ -10,6 +10,7 @@ pub mod fuzzing;
 mod event;
 mod lookup;
 mod node;
+mod path;
 mod peers;
 mod ratelimit;
 mod routing;

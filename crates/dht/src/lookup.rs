@@ -1,37 +1,20 @@
-//! One iterative lookup (find_node, get_peers, or get_peers followed by announce_peer).
+//! One lookup (find_node, get_peers, or get_peers followed by announce_peer), run over one or
+//! more disjoint paths.
 //!
-//! The lookup keeps the candidates it has heard of ordered by XOR distance to the target and
-//! queries the closest unqueried ones, at most α at a time. A request that misses its (short,
-//! RTT-derived) soft timeout stops counting against α, so one slow node cannot stall the
-//! lookup, but its late answer is still used. The search ends when the k closest live
-//! candidates have all answered, when nothing is left to ask, or at the hard deadline.
+//! With `d` paths (S/Kademlia), the k closest nodes of our table are dealt round-robin into d
+//! paths; each path follows only the nodes its own responders name, and no node is asked by
+//! two paths. An attacker that sits on one path cannot steer the others, so the union of the
+//! paths' results finds the true closest nodes as long as one path stays clean. With d = 1 this
+//! is plain Kademlia.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mycel_krpc::{Distance, NodeId, NodeInfo};
-
+use mycel_krpc::{NodeId, NodeInfo};
 
 use crate::event::{LookupKind, LookupResult};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CState {
-    Fresh,
-    InFlight,
-    /// Missed its soft timeout; no longer counts against α but may still answer.
-    Slow,
-    Responded,
-    Failed,
-}
-
-#[derive(Debug, Clone)]
-struct Candidate {
-    info: NodeInfo,
-    state: CState,
-    hops: u32,
-    token: Option<Vec<u8>>,
-}
+use crate::path::{Path, Request};
 
 /// Where the lookup stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,35 +25,21 @@ pub(crate) enum Phase {
     Done,
 }
 
-/// A request the lookup wants sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Request {
-    pub addr: SocketAddr,
-    pub id: Option<NodeId>,
-}
-
 pub(crate) struct Lookup {
     pub kind: LookupKind,
-    target: [u8; 20],
-    own: NodeId,
     k: usize,
-    alpha: usize,
+    paths: Vec<Path>,
+    /// Which path asked an address.
+    owner: HashMap<SocketAddr, usize>,
+    /// Every address asked by any path.
+    claimed: HashSet<SocketAddr>,
     pub started: Instant,
     pub deadline: Instant,
-    candidates: BTreeMap<Distance, Candidate>,
-    by_addr: HashMap<SocketAddr, Distance>,
-    /// Addresses without a known id (bootstrap routers), asked first.
-    seeds: Vec<SocketAddr>,
-    seeds_in_flight: HashSet<SocketAddr>,
-    /// Every address queried so far: no address is asked twice.
-    queried: HashSet<SocketAddr>,
-    in_flight: usize,
     pub peers: HashSet<SocketAddr>,
-    pub messages_sent: usize,
-    pub responses: usize,
-    pub timeouts: usize,
     pub phase: Phase,
     pub deadline_hit: bool,
+    /// `announce_peer` requests sent.
+    pub announces_sent: usize,
     /// Nodes that acknowledged our `announce_peer`.
     pub announced_to: usize,
     /// Set for lookups the node runs for itself (bootstrap, refresh): no events.
@@ -79,8 +48,13 @@ pub(crate) struct Lookup {
     pub announce_port: Option<u16>,
 }
 
-/// Cap on remembered candidates, as a multiple of k.
-const CANDIDATE_FACTOR: usize = 8;
+/// Shape of a lookup: k, α per path, number of disjoint paths.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub k: usize,
+    pub alpha: usize,
+    pub paths: usize,
+}
 
 impl Lookup {
     #[allow(clippy::too_many_arguments)]
@@ -88,211 +62,103 @@ impl Lookup {
         kind: LookupKind,
         target: [u8; 20],
         own: NodeId,
-        k: usize,
-        alpha: usize,
+        shape: Shape,
         initial: &[NodeInfo],
         seeds: &[SocketAddr],
         now: Instant,
         deadline: Instant,
     ) -> Self {
-        let mut l = Lookup {
+        let d = shape.paths.max(1);
+        let deal = |i: usize| -> bool { i % d == 0 };
+        let paths = (0..d)
+            .map(|p| {
+                let init: Vec<NodeInfo> = initial.iter().enumerate().filter(|(i, _)| deal(i + d - p)).map(|(_, n)| *n).collect();
+                let sd: Vec<SocketAddr> = seeds.iter().enumerate().filter(|(i, _)| deal(i + d - p)).map(|(_, a)| *a).collect();
+                Path::new(target, own, shape.k, shape.alpha, &init, &sd)
+            })
+            .collect();
+        Lookup {
             kind,
-            target,
-            own,
-            k,
-            alpha: alpha.max(1),
+            k: shape.k,
+            paths,
+            owner: HashMap::new(),
+            claimed: HashSet::new(),
             started: now,
             deadline,
-            candidates: BTreeMap::new(),
-            by_addr: HashMap::new(),
-            seeds: Vec::new(),
-            seeds_in_flight: HashSet::new(),
-            queried: HashSet::new(),
-            in_flight: 0,
             peers: HashSet::new(),
-            messages_sent: 0,
-            responses: 0,
-            timeouts: 0,
             phase: Phase::Searching,
             deadline_hit: false,
+            announces_sent: 0,
             announced_to: 0,
             internal: false,
             announce_port: None,
-        };
-        for n in initial {
-            l.add_candidate(*n, 1);
         }
-        for s in seeds {
-            if !l.by_addr.contains_key(s) && !l.seeds.contains(s) {
-                l.seeds.push(*s);
-            }
-        }
-        l
     }
 
-    /// Requests to send now, at most `budget` (the node's global in-flight allowance).
-    pub fn next_requests(&mut self, budget: usize) -> Vec<Request> {
+    /// Requests to send now, at most `budget` in all.
+    pub fn next_requests(&mut self, mut budget: usize) -> Vec<Request> {
         let mut out = Vec::new();
         if self.phase != Phase::Searching {
             return out;
         }
-        let mut budget = budget.min(self.alpha.saturating_sub(self.in_flight));
-        while budget > 0 {
-            let Some(addr) = self.seeds.pop() else { break };
-            if !self.queried.insert(addr) {
-                continue;
+        for (i, path) in self.paths.iter_mut().enumerate() {
+            let reqs = path.next_requests(budget, &mut self.claimed);
+            budget -= reqs.len();
+            for r in &reqs {
+                self.owner.insert(r.addr, i);
             }
-            self.seeds_in_flight.insert(addr);
-            self.in_flight += 1;
-            self.messages_sent += 1;
-            budget -= 1;
-            out.push(Request { addr, id: None });
-        }
-        if budget == 0 {
-            return out;
-        }
-        // The window: the k closest candidates that have not failed, widened by the number of
-        // slow ones among them so a slow node does not hold a place.
-        let mut window = self.k;
-        let mut seen = 0;
-        let mut picks = Vec::new();
-        for (d, c) in &self.candidates {
-            if c.state == CState::Failed {
-                continue;
-            }
-            if seen >= window {
-                break;
-            }
-            seen += 1;
-            match c.state {
-                CState::Slow => window += 1,
-                CState::Fresh if picks.len() < budget => picks.push(*d),
-                _ => {}
-            }
-        }
-        for d in picks {
-            let Some(c) = self.candidates.get_mut(&d) else { continue };
-            if !self.queried.insert(c.info.addr) {
-                c.state = CState::Failed;
-                continue;
-            }
-            c.state = CState::InFlight;
-            self.in_flight += 1;
-            self.messages_sent += 1;
-            out.push(Request { addr: c.info.addr, id: Some(c.info.id) });
+            out.extend(reqs);
         }
         out
     }
 
-    /// Whether the search phase has nothing left to do.
+    /// Whether every path has finished searching.
     pub fn search_finished(&self) -> bool {
-        if self.in_flight > 0 || !self.seeds.is_empty() {
-            return false;
-        }
-        let mut seen = 0;
-        let mut window = self.k;
-        for c in self.candidates.values() {
-            if c.state == CState::Failed {
-                continue;
-            }
-            if seen >= window {
-                break;
-            }
-            seen += 1;
-            match c.state {
-                CState::Fresh => return false,
-                CState::Slow => window += 1,
-                _ => {}
-            }
-        }
-        // Only slow requests (or none) left: with nothing fresh within reach, waiting on
-        // them is all that would remain; stop unless a slow one sits among the k closest.
-        !self
-            .candidates
-            .values()
-            .filter(|c| c.state != CState::Failed)
-            .take(self.k)
-            .any(|c| c.state == CState::Slow)
+        self.paths.iter().all(Path::search_finished)
     }
 
-    /// A node answered a lookup request. `nodes` are the nodes it returned.
+    fn path_of(&mut self, addr: &SocketAddr) -> Option<&mut Path> {
+        let i = *self.owner.get(addr)?;
+        self.paths.get_mut(i)
+    }
+
+    /// A node answered; only the path that asked it learns the nodes it names.
     pub fn on_response(&mut self, from: SocketAddr, id: NodeId, nodes: &[NodeInfo], token: Option<&[u8]>) {
-        self.responses += 1;
-        let hops = match self.by_addr.get(&from).and_then(|d| self.candidates.get(d)) {
-            Some(c) => c.hops,
-            None => 1,
-        };
-        if self.seeds_in_flight.remove(&from) {
-            self.in_flight -= 1;
-            if id != self.own && !self.by_addr.contains_key(&from) {
-                self.add_candidate(NodeInfo { id, addr: from }, 1);
-            }
-        }
-        if let Some(d) = self.by_addr.get(&from).copied() {
-            if let Some(c) = self.candidates.get_mut(&d) {
-                if c.state == CState::InFlight {
-                    self.in_flight -= 1;
-                }
-                if c.info.id == id {
-                    c.state = CState::Responded;
-                    c.token = token.map(<[u8]>::to_vec);
-                } else {
-                    // It answered under another id than the one we were told: do not trust
-                    // it as one of the closest.
-                    c.state = CState::Failed;
-                }
-            }
-        }
-        if self.phase == Phase::Searching {
-            for n in nodes {
-                self.add_candidate(*n, hops + 1);
-            }
+        if let Some(p) = self.path_of(&from) {
+            p.on_response(from, id, nodes, token);
         }
     }
 
     /// A request missed its soft timeout.
     pub fn on_slow(&mut self, addr: SocketAddr) {
-        if let Some(c) = self.by_addr.get(&addr).and_then(|d| self.candidates.get_mut(d)) {
-            if c.state == CState::InFlight {
-                c.state = CState::Slow;
-                self.in_flight -= 1;
-            }
-        } else if self.seeds_in_flight.remove(&addr) {
-            self.in_flight -= 1;
+        if let Some(p) = self.path_of(&addr) {
+            p.on_slow(addr);
         }
     }
 
-    /// A request failed (hard timeout or an error reply).
+    /// A request failed.
     pub fn on_failure(&mut self, addr: SocketAddr, timed_out: bool) {
-        if timed_out {
-            self.timeouts += 1;
+        if let Some(p) = self.path_of(&addr) {
+            p.on_failure(addr, timed_out);
         }
-        if self.seeds_in_flight.remove(&addr) {
-            self.in_flight -= 1;
-            return;
-        }
-        if let Some(c) = self.by_addr.get(&addr).and_then(|d| self.candidates.get_mut(d)) {
-            if c.state == CState::InFlight {
-                self.in_flight -= 1;
-            }
-            if matches!(c.state, CState::InFlight | CState::Slow) {
-                c.state = CState::Failed;
-            }
-        }
+    }
+
+    /// Responders of all paths, nearest first, each node once, at most k.
+    fn merged(&self) -> Vec<(NodeInfo, u32, Option<&[u8]>)> {
+        let mut all: Vec<_> = self.paths.iter().flat_map(|p| p.responded().take(self.k)).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.dedup_by(|a, b| a.0 == b.0);
+        all.into_iter().take(self.k).map(|(_, n, hops, tok)| (n, hops, tok)).collect()
     }
 
     /// The k closest nodes that answered, nearest first.
     pub fn closest_responded(&self) -> Vec<NodeInfo> {
-        self.responded().map(|c| c.info).take(self.k).collect()
+        self.merged().into_iter().map(|(n, _, _)| n).collect()
     }
 
     /// The k closest responders that gave a token, for `announce_peer`.
     pub fn announce_targets(&self) -> Vec<(NodeInfo, Vec<u8>)> {
-        self.responded().take(self.k).filter_map(|c| c.token.clone().map(|t| (c.info, t))).collect()
-    }
-
-    fn responded(&self) -> impl Iterator<Item = &Candidate> {
-        self.candidates.values().filter(|c| c.state == CState::Responded)
+        self.merged().into_iter().filter_map(|(n, _, tok)| tok.map(|t| (n, t.to_vec()))).collect()
     }
 
     /// Peers not seen before by this lookup, remembered from now on.
@@ -302,132 +168,18 @@ impl Lookup {
 
     /// The result, for the event.
     pub fn result(&self, now: Instant) -> LookupResult {
+        let merged = self.merged();
         LookupResult {
             kind: self.kind,
-            closest: self.closest_responded(),
+            closest: merged.iter().map(|(n, _, _)| *n).collect(),
             peers_found: self.peers.len(),
             announced_to: self.announced_to,
-            messages_sent: self.messages_sent,
-            responses: self.responses,
-            timeouts: self.timeouts,
-            hops: self.responded().next().map_or(0, |c| c.hops),
+            messages_sent: self.paths.iter().map(|p| p.messages_sent).sum::<usize>() + self.announces_sent,
+            responses: self.paths.iter().map(|p| p.responses).sum(),
+            timeouts: self.paths.iter().map(|p| p.timeouts).sum(),
+            hops: merged.first().map_or(0, |(_, h, _)| *h),
             duration: now.saturating_duration_since(self.started),
             deadline_hit: self.deadline_hit,
         }
-    }
-
-    fn add_candidate(&mut self, info: NodeInfo, hops: u32) {
-        if info.id == self.own || self.by_addr.contains_key(&info.addr) || info.addr.port() == 0 {
-            return;
-        }
-        let d = info.id.distance(&self.target);
-        if self.candidates.contains_key(&d) {
-            return;
-        }
-        let state = if self.queried.contains(&info.addr) { CState::Failed } else { CState::Fresh };
-        self.candidates.insert(d, Candidate { info, state, hops, token: None });
-        self.by_addr.insert(info.addr, d);
-        if self.candidates.len() > self.k * CANDIDATE_FACTOR {
-            // Forget the farthest candidate that is not waiting on an answer.
-            let far = self
-                .candidates
-                .iter()
-                .rev()
-                .find(|(_, c)| !matches!(c.state, CState::InFlight | CState::Slow))
-                .map(|(d, c)| (*d, c.info.addr));
-            if let Some((d, addr)) = far {
-                self.candidates.remove(&d);
-                self.by_addr.remove(&addr);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests take an arbitrary origin for virtual time
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use std::collections::HashSet;
-
-    fn node(id: [u8; 20], n: u32) -> NodeInfo {
-        let b = n.to_be_bytes();
-        NodeInfo { id: NodeId(id), addr: SocketAddr::from(([127, b[1], b[2], b[3]], 6881)) }
-    }
-
-    proptest! {
-        /// At most α requests count as in flight, no address is asked twice, and the lookup
-        /// always terminates, whatever the answers are.
-        #[test]
-        fn alpha_bound_no_duplicates_terminates(
-            target in any::<[u8; 20]>(),
-            initial in proptest::collection::vec(any::<[u8; 20]>(), 1..20),
-            script in proptest::collection::vec((0u8..4, any::<u8>(), proptest::collection::vec(any::<[u8; 20]>(), 0..8)), 1..300),
-            alpha in 1usize..6,
-        ) {
-            let now = Instant::now();
-            let own = NodeId([0; 20]);
-            let mut counter = 1u32;
-            let init: Vec<NodeInfo> = initial.iter().map(|id| { counter += 1; node(*id, counter) }).collect();
-            let mut l = Lookup::new(LookupKind::FindNode(NodeId(target)), target, own, 8, alpha, &init, &[], now, now);
-            let mut asked: HashSet<SocketAddr> = HashSet::new();
-            let mut outstanding: Vec<(Request, bool)> = Vec::new(); // (request, slow)
-            for (action, pick, nodes) in script {
-                for r in l.next_requests(usize::MAX) {
-                    prop_assert!(asked.insert(r.addr), "asked {} twice", r.addr);
-                    outstanding.push((r, false));
-                }
-                let counted = outstanding.iter().filter(|(_, slow)| !slow).count();
-                prop_assert!(counted <= alpha, "{counted} in flight with alpha {alpha}");
-                prop_assert_eq!(counted, l.in_flight);
-                if outstanding.is_empty() {
-                    break;
-                }
-                let i = pick as usize % outstanding.len();
-                let (r, slow) = outstanding[i];
-                match action {
-                    0 | 1 => {
-                        outstanding.remove(i);
-                        let found: Vec<NodeInfo> = nodes.iter().map(|id| { counter += 1; node(*id, counter) }).collect();
-                        l.on_response(r.addr, r.id.expect("no seeds here"), &found, Some(b"tok"));
-                    }
-                    2 if !slow => {
-                        outstanding[i].1 = true;
-                        l.on_slow(r.addr);
-                    }
-                    _ => {
-                        outstanding.remove(i);
-                        l.on_failure(r.addr, true);
-                    }
-                }
-            }
-            // Answer everything still open with no new nodes: the search must then end.
-            loop {
-                for r in l.next_requests(usize::MAX) {
-                    prop_assert!(asked.insert(r.addr));
-                    outstanding.push((r, false));
-                }
-                let Some((r, _)) = outstanding.pop() else { break };
-                l.on_response(r.addr, r.id.expect("no seeds"), &[], None);
-            }
-            prop_assert!(l.search_finished());
-            let closest = l.closest_responded();
-            prop_assert!(closest.len() <= 8);
-            prop_assert!(closest.windows(2).all(|w| w[0].id.distance(&target) < w[1].id.distance(&target)));
-        }
-    }
-
-    #[test]
-    fn seeds_are_asked_first_and_become_candidates() {
-        let now = Instant::now();
-        let seed: SocketAddr = "127.0.0.1:1".parse().expect("addr literal");
-        let mut l = Lookup::new(LookupKind::FindNode(NodeId([1; 20])), [1; 20], NodeId([0; 20]), 8, 3, &[], &[seed], now, now);
-        let r = l.next_requests(10);
-        assert_eq!(r, vec![Request { addr: seed, id: None }]);
-        l.on_response(seed, NodeId([2; 20]), &[node([3; 20], 9)], None);
-        assert_eq!(l.closest_responded().len(), 1);
-        let r = l.next_requests(10);
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].id, Some(NodeId([3; 20])));
     }
 }

@@ -9,7 +9,7 @@ use mycel_krpc::{Body, InfoHash, Message, Method, NodeId, NodeInfo, Query, Respo
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::lookup::{Lookup, Phase};
+use crate::lookup::{Lookup, Phase, Shape};
 use crate::peers::PeerStore;
 use crate::ratelimit::RateLimiter;
 use crate::routing::{Insert, RoutingTable};
@@ -504,7 +504,8 @@ impl Node {
         let initial = self.table.closest(&target, self.cfg.k, now);
         // With too few nodes of our own, the bootstrap addresses help as well.
         let seeds: &[SocketAddr] = if initial.len() < self.cfg.k { &self.bootstrap_addrs } else { &[] };
-        let mut l = Lookup::new(kind, target, self.id, self.cfg.k, self.cfg.alpha, &initial, seeds, now, now + self.cfg.lookup_deadline);
+        let shape = Shape { k: self.cfg.k, alpha: self.cfg.alpha, paths: self.cfg.disjoint_paths };
+        let mut l = Lookup::new(kind, target, self.id, shape, &initial, seeds, now, now + self.cfg.lookup_deadline);
         l.internal = internal;
         l.announce_port = port;
         self.lookups.insert(q, l);
@@ -571,7 +572,7 @@ impl Node {
             }
         }
         if let Some(l) = self.lookups.get_mut(&q) {
-            l.messages_sent += sent;
+            l.announces_sent += sent;
             l.phase = Phase::Announcing { outstanding: sent };
         }
         if sent == 0 {

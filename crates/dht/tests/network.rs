@@ -256,3 +256,24 @@ fn bootstrap_retries_until_the_router_appears() {
     assert!(net.events.iter().any(|(i, e)| *i == 9 && matches!(e, Event::Bootstrapped { .. })));
     let _ = net.start;
 }
+
+#[test]
+fn disjoint_paths_also_converge_and_never_share_a_node() {
+    let cfg = Config { disjoint_paths: 4, ..Config::default() };
+    let mut net = Net::new(200, 5, 0.0, cfg);
+    net.bootstrap_all();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for _ in 0..10 {
+        let target = NodeId(rng.gen());
+        let searcher = rng.gen_range(0..net.nodes.len());
+        let before = net.datagrams;
+        let q = net.nodes[searcher].find_node(net.now, target);
+        net.flush(searcher);
+        net.run_for(Duration::from_secs(30));
+        let r = net.lookup_result(searcher, q).expect("lookup finished");
+        let mut all: Vec<NodeId> = net.nodes.iter().map(|n| n.id()).filter(|id| *id != net.nodes[searcher].id()).collect();
+        all.sort_by_key(|id| id.distance(&target.0));
+        assert_eq!(r.closest.first().map(|n| n.id), all.first().copied(), "{r:?}");
+        assert!(r.messages_sent as u64 <= net.datagrams - before);
+    }
+}
