@@ -69,11 +69,11 @@ impl Lookup {
         deadline: Instant,
     ) -> Self {
         let d = shape.paths.max(1);
-        let deal = |i: usize| -> bool { i % d == 0 };
+        // Item i goes to path i mod d.
         let paths = (0..d)
             .map(|p| {
-                let init: Vec<NodeInfo> = initial.iter().enumerate().filter(|(i, _)| deal(i + d - p)).map(|(_, n)| *n).collect();
-                let sd: Vec<SocketAddr> = seeds.iter().enumerate().filter(|(i, _)| deal(i + d - p)).map(|(_, a)| *a).collect();
+                let init: Vec<NodeInfo> = initial.iter().skip(p).step_by(d).copied().collect();
+                let sd: Vec<SocketAddr> = seeds.iter().skip(p).step_by(d).copied().collect();
                 Path::new(target, own, shape.k, shape.alpha, &init, &sd)
             })
             .collect();
@@ -149,11 +149,6 @@ impl Lookup {
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all.dedup_by(|a, b| a.0 == b.0);
         all.into_iter().take(self.k).map(|(_, n, hops, tok)| (n, hops, tok)).collect()
-    }
-
-    /// The k closest nodes that answered, nearest first.
-    pub fn closest_responded(&self) -> Vec<NodeInfo> {
-        self.merged().into_iter().map(|(n, _, _)| n).collect()
     }
 
     /// The k closest responders that gave a token, for `announce_peer`.

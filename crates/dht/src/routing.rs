@@ -188,7 +188,7 @@ impl RoutingTable {
         // deeper buckets come next (mixed); shallower buckets follow, each strictly farther.
         let b = self.bucket_index(target);
         let mut picked: Vec<(Distance, NodeInfo)> = Vec::with_capacity(n * 2);
-        let mut take = |bucket: &Bucket, picked: &mut Vec<(Distance, NodeInfo)>| {
+        let take = |bucket: &Bucket, picked: &mut Vec<(Distance, NodeInfo)>| {
             for e in &bucket.entries {
                 if keep(&e.info.addr) && e.state(now, self.good_for, self.max_failures) != NodeState::Bad {
                     picked.push((e.info.id.distance(target), e.info));
