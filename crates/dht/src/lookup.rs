@@ -146,7 +146,7 @@ impl Lookup {
     /// Responders of all paths, nearest first, each node once, at most k.
     fn merged(&self) -> Vec<(NodeInfo, u32, Option<&[u8]>)> {
         let mut all: Vec<_> = self.paths.iter().flat_map(|p| p.responded().take(self.k)).collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by_key(|a| a.0);
         all.dedup_by(|a, b| a.0 == b.0);
         all.into_iter().take(self.k).map(|(_, n, hops, tok)| (n, hops, tok)).collect()
     }

@@ -210,7 +210,7 @@ impl RoutingTable {
             picked.select_nth_unstable_by(n - 1, |a, b| a.0.cmp(&b.0));
             picked.truncate(n);
         }
-        picked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        picked.sort_unstable_by_key(|a| a.0);
         picked.into_iter().map(|(_, info)| info).collect()
     }
 
