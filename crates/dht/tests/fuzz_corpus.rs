@@ -1,5 +1,7 @@
 //! Replays the committed fuzz corpus of the `dht_node` target in `cargo test`.
 
+#![allow(clippy::disallowed_methods)] // a test reads its corpus files
+
 use std::path::Path;
 
 #[test]
