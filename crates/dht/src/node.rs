@@ -55,6 +55,8 @@ enum TimerKind {
 /// Cap on verification pings in flight (each new querier costs one; bounded so a flood of
 /// spoofed queries cannot turn us into a reflector).
 const MAX_VERIFY_IN_FLIGHT: usize = 64;
+/// Cap on the refresh lookups a join starts (one per prefix length).
+const MAX_JOIN_REFRESH: usize = 24;
 /// How often expired peers are swept out.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
 
@@ -94,6 +96,8 @@ pub struct Node {
     next_query: u64,
     verify_in_flight: usize,
     bootstrap_addrs: Vec<SocketAddr>,
+    /// Nodes from an earlier run, handed to `restore`.
+    saved: Vec<NodeInfo>,
     bootstrap_lookup: Option<QueryId>,
     bootstrap_retry_at: Option<Instant>,
     bootstrap_backoff: Duration,
@@ -131,6 +135,7 @@ impl Node {
             next_query: 0,
             verify_in_flight: 0,
             bootstrap_addrs: Vec::new(),
+            saved: Vec::new(),
             bootstrap_lookup: None,
             bootstrap_retry_at: None,
             bootstrap_backoff,
@@ -163,12 +168,13 @@ impl Node {
         self.start_bootstrap(now);
     }
 
-    /// Adds nodes saved from an earlier run (unverified until they answer) and starts a
-    /// self-lookup through them.
+    /// Takes nodes saved from an earlier run and starts a self-lookup through them. They are
+    /// not trusted as table entries: each enters the routing table once it answers; until the
+    /// table holds k nodes, lookups also start from the saved nodes closest to their target.
     pub fn restore(&mut self, now: Instant, nodes: &[NodeInfo]) {
         for n in nodes {
-            if !self.bootstrap_addrs.contains(&n.addr) {
-                self.bootstrap_addrs.push(n.addr);
+            if n.id != self.id && !self.saved.iter().any(|s| s.addr == n.addr) {
+                self.saved.push(*n);
             }
         }
         self.start_bootstrap(now);
@@ -501,9 +507,15 @@ impl Node {
             LookupKind::FindNode(id) => id.0,
             LookupKind::GetPeers(ih) | LookupKind::Announce(ih) => ih.0,
         };
-        let initial = self.table.closest(&target, self.cfg.k, now);
-        // With too few nodes of our own, the bootstrap addresses help as well.
-        let seeds: &[SocketAddr] = if initial.len() < self.cfg.k { &self.bootstrap_addrs } else { &[] };
+        let mut initial = self.table.closest(&target, self.cfg.k, now);
+        // With too few nodes of our own, saved nodes and the bootstrap addresses help as well.
+        let few = initial.len() < self.cfg.k;
+        if few && !self.saved.is_empty() {
+            let mut saved: Vec<NodeInfo> = self.saved.iter().filter(|s| !initial.contains(s)).copied().collect();
+            saved.sort_by_key(|n| n.id.distance(&target));
+            initial.extend(saved.into_iter().take(self.cfg.k));
+        }
+        let seeds: &[SocketAddr] = if few { &self.bootstrap_addrs } else { &[] };
         let shape = Shape { k: self.cfg.k, alpha: self.cfg.alpha, paths: self.cfg.disjoint_paths };
         let mut l = Lookup::new(kind, target, self.id, shape, &initial, seeds, now, now + self.cfg.lookup_deadline);
         l.internal = internal;
@@ -622,7 +634,7 @@ impl Node {
         if self.bootstrap_lookup.is_some_and(|q| self.lookups.contains_key(&q)) {
             return;
         }
-        if self.bootstrap_addrs.is_empty() && self.table.is_empty() {
+        if self.bootstrap_addrs.is_empty() && self.saved.is_empty() && self.table.is_empty() {
             return;
         }
         let q = self.start_lookup(now, LookupKind::FindNode(self.id), true);
@@ -635,24 +647,37 @@ impl Node {
         }
     }
 
+    /// A bootstrap round ended. Until the table holds k nodes, rounds repeat with back-off:
+    /// nodes that join together (a flash crowd behind one router) first hear of nobody but the
+    /// router, and learn of each other only in later rounds.
     fn bootstrap_done(&mut self, now: Instant) {
         self.bootstrap_lookup = None;
-        if self.table.is_empty() {
+        if self.table.len() < self.cfg.k {
             self.bootstrap_retry_at = Some(now + self.bootstrap_backoff);
             self.bootstrap_backoff = (self.bootstrap_backoff * 2).min(self.cfg.bootstrap_max_backoff);
+        } else {
+            self.bootstrap_backoff = self.cfg.bootstrap_retry;
+        }
+        if self.table.is_empty() || self.bootstrapped {
             return;
         }
-        self.bootstrap_backoff = self.cfg.bootstrap_retry;
-        if !self.bootstrapped {
-            self.bootstrapped = true;
-            // Kademlia's join: after the self-lookup, refresh every bucket farther than our
-            // closest neighbour, so the far buckets do not wait 15 minutes to fill.
-            for b in 0..self.table.bucket_sizes().len().saturating_sub(1) {
-                self.table.touch(b, now);
-                let target = self.table.random_id_in(b, self.rng.gen());
-                self.start_lookup(now, LookupKind::FindNode(target), true);
-            }
-            self.events.push_back(Event::Bootstrapped { routing_nodes: self.table.len() });
+        self.bootstrapped = true;
+        self.join_refresh(now);
+        self.events.push_back(Event::Bootstrapped { routing_nodes: self.table.len() });
+    }
+
+    /// Kademlia's join: after the self-lookup, refresh every prefix length shorter than the one
+    /// we share with our closest neighbour, so far buckets need not wait 15 minutes to fill.
+    /// (By prefix length, not by bucket: a young table may still be a single bucket.)
+    fn join_refresh(&mut self, now: Instant) {
+        let shared = self
+            .table
+            .closest(&self.id.0, 1, now)
+            .first()
+            .map_or(0, |n| self.id.distance(&n.id.0).leading_zeros() as usize);
+        for prefix in 0..shared.min(MAX_JOIN_REFRESH) {
+            let target = self.table.random_id_at(prefix, self.rng.gen());
+            self.start_lookup(now, LookupKind::FindNode(target), true);
         }
     }
 

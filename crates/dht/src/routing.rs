@@ -304,19 +304,28 @@ impl RoutingTable {
         self.buckets.iter().map(|b| b.last_changed + refresh).min()
     }
 
-    /// A random id that falls into bucket `index`: shares `index` bits with our id and
-    /// differs in the next one (the last bucket, which also holds everything deeper, only
-    /// needs the shared prefix). `random` supplies the remaining bits.
+    /// A random id that falls into bucket `index` (the last bucket also holds everything
+    /// deeper, so there any id with the shared prefix will do). `random` supplies the bits.
     pub(crate) fn random_id_in(&self, index: usize, random: [u8; 20]) -> NodeId {
         let last = self.buckets.len() - 1;
+        if index >= last {
+            let mut id = random;
+            for bit in 0..index.min(160) {
+                set_bit(&mut id, bit, get_bit(&self.own.0, bit));
+            }
+            return NodeId(id);
+        }
+        self.random_id_at(index, random)
+    }
+
+    /// A random id that shares exactly `prefix` leading bits with our id.
+    pub(crate) fn random_id_at(&self, prefix: usize, random: [u8; 20]) -> NodeId {
         let mut id = random;
-        let shared = index.min(160);
-        for bit in 0..shared {
+        let prefix = prefix.min(159);
+        for bit in 0..prefix {
             set_bit(&mut id, bit, get_bit(&self.own.0, bit));
         }
-        if index < last && index < 160 {
-            set_bit(&mut id, index, !get_bit(&self.own.0, index));
-        }
+        set_bit(&mut id, prefix, !get_bit(&self.own.0, prefix));
         NodeId(id)
     }
 

@@ -277,3 +277,17 @@ fn disjoint_paths_also_converge_and_never_share_a_node() {
         assert!(r.messages_sent as u64 <= net.datagrams - before);
     }
 }
+
+#[test]
+fn flash_crowd_joining_through_one_router_fills_every_table() {
+    let mut net = Net::new(100, 8, 0.0, Config::default());
+    let router = net.addrs[0];
+    for i in 1..net.nodes.len() {
+        net.nodes[i].bootstrap(net.now, &[router]);
+        net.flush(i);
+    }
+    net.run_for(Duration::from_secs(60));
+    for (i, n) in net.nodes.iter().enumerate() {
+        assert!(n.stats().routing_nodes >= 8, "node {i} has {} nodes", n.stats().routing_nodes);
+    }
+}

@@ -1,0 +1,396 @@
+//! The task that owns a [`Node`] and its UDP socket.
+//!
+//! It is the run loop of the node's calling contract: `select!` over a received datagram, the
+//! node's next timer, a command from a handle and the periodic save; after every branch, drain
+//! the node's datagrams (sent with `send_to`) and events (routed to the waiting command by
+//! [`QueryId`]). Protocol decisions stay in the node; this file only moves bytes and replies.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mycel_dht::{Event, InfoHash, LookupResult, Node, NodeId, NodeInfo, QueryId, Stats, Transmit};
+use rand::RngCore;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, trace, warn, Instrument};
+
+use crate::handle::{GetPeersItem, Handle, IoCounters};
+use crate::store::{Saved, Store};
+use crate::{DhtConfig, NetError};
+
+/// Largest datagram we read; KRPC messages stay well under it (a longer one is truncated and
+/// then rejected by the node as malformed).
+const RECV_BUFFER: usize = 2048;
+/// How often the routing table is saved while running.
+const SAVE_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// A request from a [`Handle`] to the task.
+pub(crate) enum Command {
+    Ping { addr: SocketAddr, reply: oneshot::Sender<Result<(NodeInfo, Duration), NetError>> },
+    FindNode { target: NodeId, reply: oneshot::Sender<LookupResult> },
+    GetPeers { info_hash: InfoHash, items: mpsc::UnboundedSender<GetPeersItem> },
+    Announce { info_hash: InfoHash, port: Option<u16>, reply: oneshot::Sender<LookupResult> },
+    Stats(oneshot::Sender<Stats>),
+    RoutingNodes(oneshot::Sender<Vec<NodeInfo>>),
+    WaitBootstrapped(oneshot::Sender<usize>),
+    Shutdown(oneshot::Sender<Result<(), NetError>>),
+}
+
+/// Who waits for the events of a query.
+enum Pending {
+    Ping(oneshot::Sender<Result<(NodeInfo, Duration), NetError>>),
+    Lookup(oneshot::Sender<LookupResult>),
+    Peers(mpsc::UnboundedSender<GetPeersItem>),
+}
+
+impl Pending {
+    /// The waiter went away; the query can be cancelled.
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Pending::Ping(tx) => tx.is_closed(),
+            Pending::Lookup(tx) => tx.is_closed(),
+            Pending::Peers(tx) => tx.is_closed(),
+        }
+    }
+}
+
+/// Binds, loads the saved state, builds the node and starts its task.
+pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
+    let bind_err = |source: io::Error| NetError::Bind { addr: config.listen, source };
+    let socket = UdpSocket::bind(config.listen).await.map_err(bind_err)?;
+    let local_addr = socket.local_addr().map_err(bind_err)?;
+
+    let (store, saved) = match &config.data_dir {
+        Some(dir) => {
+            let path = dir.join(crate::STATE_FILE);
+            let dir = dir.clone();
+            let (store, saved) = blocking(move || {
+                let store = Store::open(&dir)?;
+                let saved = store.load()?;
+                Ok((store, saved))
+            })
+            .await
+            .map_err(|e| match e {
+                // redb asserts on some inconsistencies: a panic while reading means a bad file.
+                NetError::Internal(reason) => NetError::Corrupt { path, reason },
+                e => e,
+            })?;
+            (Some(Arc::new(store)), saved)
+        }
+        None => (None, Saved::default()),
+    };
+
+    let id = match config.id.or(saved.id) {
+        Some(id) => id,
+        None => NodeId(os_random()?),
+    };
+    let seed = match config.seed {
+        Some(seed) => seed,
+        None => os_random()?,
+    };
+    if let Some(store) = &store {
+        if saved.id != Some(id) {
+            // Keep a new id from the start, so a crash before the first save does not change it.
+            let (store, nodes) = (Arc::clone(store), saved.nodes.clone());
+            blocking(move || store.save(id, &nodes)).await?;
+        }
+    }
+
+    let span = tracing::info_span!("dht", addr = %local_addr, id = %&id.to_hex()[..8]);
+    let now = now();
+    let mut node = Node::new(config.node, id, seed, now);
+    span.in_scope(|| {
+        if !saved.nodes.is_empty() {
+            info!(nodes = saved.nodes.len(), "restoring saved routing table");
+            node.restore(now, &saved.nodes);
+        }
+        if !config.bootstrap.is_empty() {
+            info!(addrs = ?config.bootstrap, "bootstrapping");
+            node.bootstrap(now, &config.bootstrap);
+        }
+    });
+
+    let restored = saved.nodes.len();
+    let (commands, rx) = mpsc::unbounded_channel();
+    let io = Arc::new(IoCounters::default());
+    let driver = Driver {
+        node,
+        socket,
+        commands: rx,
+        pending: BTreeMap::new(),
+        bootstrap_waiters: Vec::new(),
+        bootstrapped: false,
+        store,
+        saving: None,
+        io: Arc::clone(&io),
+    };
+    let task = tokio::spawn(driver.run().instrument(span));
+    Ok(Handle::new(commands, local_addr, id, restored, io, task))
+}
+
+struct Driver {
+    node: Node,
+    socket: UdpSocket,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Queries whose outcome someone waits for.
+    pending: BTreeMap<QueryId, Pending>,
+    bootstrap_waiters: Vec<oneshot::Sender<usize>>,
+    bootstrapped: bool,
+    store: Option<Arc<Store>>,
+    /// A periodic save still running on the blocking pool.
+    saving: Option<JoinHandle<()>>,
+    io: Arc<IoCounters>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut save_tick = tokio::time::interval_at(tokio::time::Instant::now() + SAVE_EVERY, SAVE_EVERY);
+        save_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.flush().await;
+            let deadline = self.node.poll_timeout();
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => self.on_datagram(received, &buf),
+                () = sleep_until(deadline) => self.node.handle_timeout(now()),
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown(reply)) => {
+                        let saved = self.save_now().await;
+                        let _ = reply.send(saved);
+                        break;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => {
+                        // Every handle is gone: keep what we learned and stop.
+                        if let Err(e) = self.save_now().await {
+                            warn!("saving state failed: {e}");
+                        }
+                        break;
+                    }
+                },
+                _ = save_tick.tick() => self.save_in_background(),
+            }
+        }
+        debug!("stopped");
+    }
+
+    fn on_datagram(&mut self, received: io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+        match received {
+            Ok((len, from)) => {
+                IoCounters::add(&self.io.datagrams_received, 1);
+                IoCounters::add(&self.io.bytes_received, len as u64);
+                self.node.handle_datagram(now(), from, &buf[..len]);
+                if !self.bootstrap_waiters.is_empty() {
+                    self.check_joined();
+                }
+            }
+            // An ICMP "port unreachable" for an earlier send can surface here as
+            // ConnectionRefused (Windows; Linux with a connected socket or IP_RECVERR). It says
+            // nothing about this receive: count it and go on; the node's timeouts notice the
+            // silent peer.
+            Err(e) => {
+                IoCounters::add(&self.io.recv_errors, 1);
+                trace!("recv_from: {e}");
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = now();
+        self.prune_abandoned();
+        match command {
+            Command::Ping { addr, reply } => {
+                let query = self.node.ping(now, addr);
+                self.pending.insert(query, Pending::Ping(reply));
+            }
+            Command::FindNode { target, reply } => {
+                let query = self.node.find_node(now, target);
+                self.pending.insert(query, Pending::Lookup(reply));
+            }
+            Command::GetPeers { info_hash, items } => {
+                let query = self.node.get_peers(now, info_hash);
+                self.pending.insert(query, Pending::Peers(items));
+            }
+            Command::Announce { info_hash, port, reply } => {
+                let query = self.node.announce(now, info_hash, port);
+                self.pending.insert(query, Pending::Lookup(reply));
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.node.stats());
+            }
+            Command::RoutingNodes(reply) => {
+                let _ = reply.send(self.node.routing_nodes(now));
+            }
+            Command::WaitBootstrapped(reply) => {
+                self.bootstrap_waiters.push(reply);
+                self.check_joined();
+            }
+            Command::Shutdown(_) => unreachable!("handled by the run loop"),
+        }
+    }
+
+    /// Drains the node's outputs until it has none; events may lead to cancellations, which
+    /// are applied before draining again.
+    async fn flush(&mut self) {
+        loop {
+            while let Some(transmit) = self.node.poll_transmit() {
+                self.send(transmit).await;
+            }
+            let mut cancels = Vec::new();
+            while let Some(event) = self.node.poll_event() {
+                if let Some(query) = self.on_event(event) {
+                    cancels.push(query);
+                }
+            }
+            if cancels.is_empty() {
+                return;
+            }
+            for query in cancels {
+                self.node.cancel(query);
+            }
+        }
+    }
+
+    async fn send(&mut self, transmit: Transmit) {
+        match self.socket.send_to(&transmit.payload, transmit.dst).await {
+            Ok(len) => {
+                IoCounters::add(&self.io.datagrams_sent, 1);
+                IoCounters::add(&self.io.bytes_sent, len as u64);
+            }
+            Err(e) => {
+                IoCounters::add(&self.io.send_errors, 1);
+                trace!(dst = %transmit.dst, "send_to: {e}");
+            }
+        }
+    }
+
+    /// Routes an event to its waiter; returns a query to cancel when the waiter is gone.
+    fn on_event(&mut self, event: Event) -> Option<QueryId> {
+        match event {
+            Event::Pong { query, node, rtt } => {
+                if let Some(Pending::Ping(reply)) = self.pending.remove(&query) {
+                    let _ = reply.send(Ok((node, rtt)));
+                }
+            }
+            Event::PingFailed { query, addr } => {
+                if let Some(Pending::Ping(reply)) = self.pending.remove(&query) {
+                    let _ = reply.send(Err(NetError::NoAnswer { addr }));
+                }
+            }
+            Event::PeersFound { query, peers } => {
+                if let Some(Pending::Peers(items)) = self.pending.get(&query) {
+                    if items.send(GetPeersItem::Peers(peers)).is_err() {
+                        self.pending.remove(&query);
+                        return Some(query);
+                    }
+                }
+            }
+            Event::LookupDone { query, result } => match self.pending.remove(&query) {
+                Some(Pending::Lookup(reply)) => {
+                    let _ = reply.send(result);
+                }
+                Some(Pending::Peers(items)) => {
+                    let _ = items.send(GetPeersItem::Done(result));
+                }
+                Some(Pending::Ping(_)) | None => {}
+            },
+            Event::Bootstrapped { routing_nodes } => {
+                info!(routing_nodes, "bootstrapped");
+                self.bootstrapped = true;
+                self.wake_bootstrap_waiters(routing_nodes);
+            }
+        }
+        None
+    }
+
+    /// Wakes the `wait_bootstrapped` callers if the node has joined by now.
+    fn check_joined(&mut self) {
+        let routing_nodes = self.node.stats().routing_nodes;
+        if self.bootstrapped || routing_nodes > 0 {
+            self.wake_bootstrap_waiters(routing_nodes);
+        }
+    }
+
+    fn wake_bootstrap_waiters(&mut self, routing_nodes: usize) {
+        for waiter in self.bootstrap_waiters.drain(..) {
+            let _ = waiter.send(routing_nodes);
+        }
+    }
+
+    /// Cancels the queries whose waiter has gone away (a caller timed out or dropped a stream).
+    fn prune_abandoned(&mut self) {
+        let abandoned: Vec<QueryId> =
+            self.pending.iter().filter(|(_, pending)| pending.is_abandoned()).map(|(query, _)| *query).collect();
+        for query in abandoned {
+            self.pending.remove(&query);
+            self.node.cancel(query);
+        }
+        self.bootstrap_waiters.retain(|waiter| !waiter.is_closed());
+    }
+
+    /// Starts a save on the blocking pool without waiting for it (skipped if one still runs).
+    fn save_in_background(&mut self) {
+        let Some(store) = self.store.clone() else { return };
+        if self.saving.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let (id, nodes) = (self.node.id(), self.node.routing_nodes(now()));
+        self.saving = Some(tokio::spawn(
+            async move {
+                match blocking(move || store.save(id, &nodes)).await {
+                    Ok(()) => debug!("state saved"),
+                    Err(e) => warn!("saving state failed: {e}"),
+                }
+            }
+            .in_current_span(),
+        ));
+    }
+
+    /// Saves now and waits for it (after any save still running).
+    async fn save_now(&mut self) -> Result<(), NetError> {
+        if let Some(task) = self.saving.take() {
+            let _ = task.await;
+        }
+        let Some(store) = self.store.clone() else { return Ok(()) };
+        let (id, nodes) = (self.node.id(), self.node.routing_nodes(now()));
+        let (count, path) = (nodes.len(), store.path().to_owned());
+        blocking(move || store.save(id, &nodes)).await?;
+        info!(nodes = count, path = %path.display(), "state saved");
+        Ok(())
+    }
+}
+
+/// The clock, read through tokio so a paused test clock applies too.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Sleeps until the node's deadline, or forever when it has none.
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs blocking work (redb I/O) on the blocking pool; a panic there becomes an error.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, NetError> + Send + 'static,
+) -> Result<T, NetError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| NetError::Internal(format!("state file I/O task failed: {e}")))?
+}
+
+/// Bytes from the OS random generator.
+fn os_random<const N: usize>() -> Result<[u8; N], NetError> {
+    let mut bytes = [0u8; N];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| NetError::Internal(format!("OS random generator failed: {e}")))?;
+    Ok(bytes)
+}
