@@ -35,7 +35,8 @@ pub struct Config {
     pub max_values_per_response: usize,
     /// Cap on our outstanding requests; lookups wait for a slot beyond it.
     pub max_in_flight: usize,
-    /// Per-IP incoming query rate (queries per second, token bucket refill).
+    /// Per-IP incoming datagram rate (per second, token bucket refill); 0 turns the limiter
+    /// off (benchmarks, trusted networks).
     pub rate_limit_per_sec: u32,
     /// Per-IP burst allowance.
     pub rate_limit_burst: u32,

@@ -59,6 +59,10 @@ pub struct NodeArgs {
     /// $XDG_DATA_HOME/mycel or ~/.local/share/mycel].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Datagrams per second accepted from one IP address before the rest are dropped unread
+    /// (bursts of twice that pass); 0 turns the limit off, for benchmarks and trusted networks.
+    #[arg(long, value_name = "N", default_value_t = 250)]
+    pub rate_limit: u32,
     /// Print the ready line as JSON: {"event":"listening","addr":...,"id":...}.
     #[arg(long)]
     pub json: bool,
@@ -137,6 +141,9 @@ pub struct DemoArgs {
     /// repeated [default: random].
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Parallel requests per lookup (Kademlia's α) on every node.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub alpha: u8,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -63,7 +63,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let progress = Progress::new();
 
-    let (network, joined) = Network::start(usize::from(args.nodes), &mut rng, &progress).await?;
+    let (network, joined) = Network::start(usize::from(args.nodes), usize::from(args.alpha), &mut rng, &progress).await?;
     let join_ms = millis(started.elapsed());
     let sizes = network.settle(&progress).await;
     let join = JoinReport {
@@ -80,6 +80,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let report = Report {
         nodes: network.len(),
         seed,
+        alpha: args.alpha,
         join,
         dht,
         traffic,
@@ -110,6 +111,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 struct Report {
     nodes: usize,
     seed: u64,
+    alpha: u8,
     join: JoinReport,
     dht: DhtReport,
     traffic: Traffic,
@@ -256,7 +258,7 @@ impl Network {
     /// Starts `n` nodes one after the other: node 0 alone, each other node bootstrapping from
     /// node 0 and up to two random earlier nodes, and joined before the next one starts.
     /// Returns the network and how many nodes joined.
-    async fn start(n: usize, rng: &mut ChaCha8Rng, progress: &Progress) -> Result<(Self, usize)> {
+    async fn start(n: usize, alpha: usize, rng: &mut ChaCha8Rng, progress: &Progress) -> Result<(Self, usize)> {
         progress.phase("starting and joining", n);
         let mut nodes: Vec<Handle> = Vec::with_capacity(n);
         let mut joined = 1;
@@ -264,6 +266,7 @@ impl Network {
             let mut config = DhtConfig::new(demo_addr(i));
             config.id = Some(NodeId(rng.gen()));
             config.seed = Some(rng.gen());
+            config.node.alpha = alpha;
             if i > 0 {
                 config.bootstrap.push(nodes[0].local_addr());
                 for j in sample(rng, i - 1, (i - 1).min(2)).iter() {

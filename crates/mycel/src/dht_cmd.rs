@@ -43,6 +43,8 @@ async fn node(args: NodeArgs) -> Result<ExitCode> {
     let mut config = DhtConfig::new(args.listen);
     config.bootstrap = args.bootstrap.clone();
     config.data_dir = data_dir;
+    config.node.rate_limit_per_sec = args.rate_limit;
+    config.node.rate_limit_burst = args.rate_limit.saturating_mul(2);
     let handle = Dht::spawn(config).await?;
 
     let addr = handle.local_addr();
@@ -143,6 +145,9 @@ impl OneShot {
         let deadline = Instant::now() + timeout;
         let mut config = DhtConfig::new(listen_for(common.listen, target.or(common.bootstrap.first().copied())));
         config.bootstrap = common.bootstrap.clone();
+        // A temporary node says so (BEP 43 read-only): others answer it but keep it out of
+        // their routing tables, where it would only leave a dead entry behind.
+        config.node.read_only = true;
         let handle = Dht::spawn(config).await?;
         let one_shot = OneShot { handle, deadline, timeout };
         if join {

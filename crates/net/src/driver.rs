@@ -25,6 +25,11 @@ use crate::{DhtConfig, NetError};
 /// Largest datagram we read; KRPC messages stay well under it (a longer one is truncated and
 /// then rejected by the node as malformed).
 const RECV_BUFFER: usize = 2048;
+/// Socket buffer size asked of the kernel (it may grant less): a busy node receives bursts
+/// far larger than the default ~200 KiB holds.
+const SOCKET_BUFFER: usize = 4 << 20;
+/// Datagrams handled per wake-up before the outputs are flushed.
+const RECV_BATCH: usize = 64;
 /// How often the routing table is saved while running.
 const SAVE_EVERY: Duration = Duration::from_secs(5 * 60);
 
@@ -61,7 +66,7 @@ impl Pending {
 /// Binds, loads the saved state, builds the node and starts its task.
 pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
     let bind_err = |source: io::Error| NetError::Bind { addr: config.listen, source };
-    let socket = UdpSocket::bind(config.listen).await.map_err(bind_err)?;
+    let socket = bind_udp(config.listen).map_err(bind_err)?;
     let local_addr = socket.local_addr().map_err(bind_err)?;
 
     let (store, saved) = match &config.data_dir {
@@ -155,7 +160,16 @@ impl Driver {
             self.flush().await;
             let deadline = self.node.poll_timeout();
             tokio::select! {
-                received = self.socket.recv_from(&mut buf) => self.on_datagram(received, &buf),
+                received = self.socket.recv_from(&mut buf) => {
+                    self.on_datagram(received, &buf);
+                    // Drain what else is queued without going back through the reactor.
+                    for _ in 1..RECV_BATCH {
+                        match self.socket.try_recv_from(&mut buf) {
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            received => self.on_datagram(received, &buf),
+                        }
+                    }
+                }
                 () = sleep_until(deadline) => self.node.handle_timeout(now()),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown(reply)) => {
@@ -256,7 +270,11 @@ impl Driver {
     }
 
     async fn send(&mut self, transmit: Transmit) {
-        match self.socket.send_to(&transmit.payload, transmit.dst).await {
+        let sent = match self.socket.try_send_to(&transmit.payload, transmit.dst) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.send_to(&transmit.payload, transmit.dst).await,
+            sent => sent,
+        };
+        match sent {
             Ok(len) => {
                 IoCounters::add(&self.io.datagrams_sent, 1);
                 IoCounters::add(&self.io.bytes_sent, len as u64);
@@ -393,4 +411,16 @@ fn os_random<const N: usize>() -> Result<[u8; N], NetError> {
         .try_fill_bytes(&mut bytes)
         .map_err(|e| NetError::Internal(format!("OS random generator failed: {e}")))?;
     Ok(bytes)
+}
+
+/// Binds a non-blocking UDP socket with large kernel buffers.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
