@@ -1,0 +1,507 @@
+//! [`MetadataFetch`]: getting the info dictionary of a magnet link from peers (BEP 9).
+//!
+//! A small sans-IO engine of its own, with the same shape as [`Swarm`](crate::Swarm): the
+//! driver feeds it connections and bytes, drains transmits, disconnects and dials, and
+//! takes the verified bytes from [`poll_metadata`](MetadataFetch::poll_metadata). It
+//! speaks just enough of the peer wire: handshake, the BEP 10 extended handshake (which
+//! carries `metadata_size`) and `ut_metadata`; everything else is decoded (malformed input
+//! still closes the connection) and ignored.
+//!
+//! Checks before use: the size a peer announces must be in `1..=max_size` (64 MiB), every
+//! `data` message must carry the adopted size and the exact piece length, and the assembled
+//! bytes must hash to the info-hash (SHA-1 for v1, SHA-256 for v2). If they do not, every
+//! peer that sent a piece is dropped and the fetch starts over.
+//!
+//! When the metadata is done every connection is closed
+//! ([`DisconnectReason::NotUseful`]); the driver builds the [`Layout`](crate::Layout),
+//! starts a `Swarm` and gives it [`addrs`](MetadataFetch::addrs) to dial again.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mycel_peer_wire::{
+    encode_extended_header, metadata_piece_count, metadata_piece_len, ExtendedHandshake, FrameDecoder, Handshake,
+    Message, Reserved, UtMetadata, MAX_METADATA_SIZE, UT_METADATA,
+};
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+use crate::wire::UT_METADATA_ID;
+use crate::{Disconnect, DisconnectReason, InfoHashes, PeerKey, Transmit};
+
+/// Settings of a [`MetadataFetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataConfig {
+    /// Largest metadata accepted (at most 64 MiB, the wire codec's limit).
+    pub max_size: u32,
+    /// Most metadata requests outstanding to one peer.
+    pub max_requests_per_peer: usize,
+    /// A request not answered in this time goes to another peer.
+    pub request_timeout: Duration,
+    /// Close a connection idle (or handshaking) this long.
+    pub inactivity_timeout: Duration,
+    /// Most connections.
+    pub max_peers: usize,
+    /// Client name in the extended handshake.
+    pub client_name: Vec<u8>,
+    /// Limit on a message's length prefix.
+    pub max_message_len: u32,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig {
+            max_size: MAX_METADATA_SIZE,
+            max_requests_per_peer: 4,
+            request_timeout: Duration::from_secs(10),
+            inactivity_timeout: Duration::from_secs(60),
+            max_peers: 30,
+            client_name: b"mycel 0.1".to_vec(),
+            max_message_len: 1 << 20,
+        }
+    }
+}
+
+/// Why a metadata peer was dropped.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum MetadataError {
+    /// It announced a size over the limit.
+    #[error("metadata size {0} over the limit")]
+    TooLarge(u32),
+    /// It sent a piece for another total size than the one adopted.
+    #[error("metadata size {got} differs from {expected}")]
+    SizeMismatch {
+        /// Size in its message.
+        got: u32,
+        /// Size adopted.
+        expected: u32,
+    },
+    /// The assembled metadata does not hash to the info-hash.
+    #[error("metadata does not match the info-hash")]
+    HashMismatch,
+}
+
+#[derive(Debug)]
+struct MPeer {
+    outgoing: bool,
+    rx: FrameDecoder,
+    active: bool,
+    ut_metadata: Option<u8>,
+    size: Option<u32>,
+    rejected: bool,
+    outstanding: BTreeSet<u32>,
+    last_recv: Instant,
+    out: Vec<u8>,
+}
+
+/// Fetches and verifies the info dictionary for a magnet link; see the module docs.
+pub struct MetadataFetch {
+    cfg: MetadataConfig,
+    info_hashes: InfoHashes,
+    our_id: [u8; 20],
+    now: Instant,
+    peers: BTreeMap<PeerKey, MPeer>,
+    size: Option<u32>,
+    pieces: Vec<Option<Bytes>>,
+    /// Piece -> (peer asked, when).
+    requested: BTreeMap<u32, (PeerKey, Instant)>,
+    /// Piece -> peer that sent it.
+    senders: BTreeMap<u32, PeerKey>,
+    done: Option<Bytes>,
+    delivered: bool,
+    candidates: BTreeSet<SocketAddr>,
+    dialled: BTreeSet<SocketAddr>,
+    tx_ready: VecDeque<PeerKey>,
+    disconnects: VecDeque<Disconnect>,
+    failures: u32,
+}
+
+impl MetadataFetch {
+    /// A fetch for the torrent with these info-hashes.
+    pub fn new(cfg: MetadataConfig, info_hashes: InfoHashes, our_peer_id: [u8; 20], now: Instant) -> Self {
+        MetadataFetch {
+            cfg,
+            info_hashes,
+            our_id: our_peer_id,
+            now,
+            peers: BTreeMap::new(),
+            size: None,
+            pieces: Vec::new(),
+            requested: BTreeMap::new(),
+            senders: BTreeMap::new(),
+            done: None,
+            delivered: false,
+            candidates: BTreeSet::new(),
+            dialled: BTreeSet::new(),
+            tx_ready: VecDeque::new(),
+            disconnects: VecDeque::new(),
+            failures: 0,
+        }
+    }
+
+    /// Addresses to dial.
+    pub fn add_peers(&mut self, addrs: &[SocketAddr]) {
+        self.candidates.extend(addrs.iter().copied());
+    }
+
+    /// Every address known (to hand to the `Swarm` when done).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        self.candidates.iter().copied().collect()
+    }
+
+    /// An address to dial (each once).
+    pub fn poll_connect(&mut self) -> Option<SocketAddr> {
+        if self.done.is_some() || self.peers.len() >= self.cfg.max_peers {
+            return None;
+        }
+        let addr = self.candidates.iter().find(|a| !self.dialled.contains(a)).copied()?;
+        self.dialled.insert(addr);
+        Some(addr)
+    }
+
+    /// A connection is up; outgoing ones get our handshake at once.
+    pub fn handle_peer_connected(&mut self, now: Instant, key: PeerKey, addr: SocketAddr, outgoing: bool) {
+        self.now = now;
+        if self.done.is_some() || self.peers.len() >= self.cfg.max_peers {
+            self.disconnects.push_back(Disconnect { peer: key, reason: DisconnectReason::NotUseful });
+            return;
+        }
+        self.candidates.insert(addr);
+        let peer = MPeer {
+            outgoing,
+            rx: FrameDecoder::new(self.cfg.max_message_len),
+            active: false,
+            ut_metadata: None,
+            size: None,
+            rejected: false,
+            outstanding: BTreeSet::new(),
+            last_recv: now,
+            out: Vec::new(),
+        };
+        self.peers.insert(key, peer);
+        if outgoing {
+            let hash = self.info_hashes.handshake_hash();
+            self.send_handshake(key, hash);
+        }
+    }
+
+    /// Bytes from a connection.
+    pub fn handle_peer_bytes(&mut self, now: Instant, key: PeerKey, bytes: &[u8]) {
+        self.now = now;
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        peer.last_recv = now;
+        let mut rx = std::mem::replace(&mut peer.rx, FrameDecoder::new(0));
+        rx.extend(bytes);
+        self.drain(now, key, &mut rx);
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.rx = rx;
+        }
+        self.request_more(now);
+    }
+
+    /// A connection closed.
+    pub fn handle_peer_closed(&mut self, now: Instant, key: PeerKey) {
+        self.now = now;
+        self.forget(key);
+        self.request_more(now);
+    }
+
+    /// Request timeouts and idle connections; a spurious call is a no-op.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        let late: Vec<(u32, PeerKey)> = self
+            .requested
+            .iter()
+            .filter(|(_, &(_, at))| now.saturating_duration_since(at) >= self.cfg.request_timeout)
+            .map(|(&piece, &(key, _))| (piece, key))
+            .collect();
+        for (piece, key) in late {
+            self.requested.remove(&piece);
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.outstanding.remove(&piece);
+                // A peer that lets a request time out is not asked again.
+                p.rejected = true;
+            }
+        }
+        let idle: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.last_recv) >= self.cfg.inactivity_timeout)
+            .map(|(&k, _)| k)
+            .collect();
+        for key in idle {
+            self.close(key, DisconnectReason::Inactivity);
+        }
+        self.request_more(now);
+    }
+
+    /// Bytes to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        while let Some(key) = self.tx_ready.pop_front() {
+            if let Some(p) = self.peers.get_mut(&key) {
+                if !p.out.is_empty() {
+                    return Some(Transmit { peer: key, data: std::mem::take(&mut p.out) });
+                }
+            }
+        }
+        None
+    }
+
+    /// A connection to close.
+    pub fn poll_disconnect(&mut self) -> Option<Disconnect> {
+        self.disconnects.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let req = self.requested.values().map(|&(_, at)| at + self.cfg.request_timeout).min();
+        let idle = self.peers.values().map(|p| p.last_recv + self.cfg.inactivity_timeout).min();
+        req.into_iter().chain(idle).min()
+    }
+
+    /// The verified info dictionary, once (then `None`).
+    pub fn poll_metadata(&mut self) -> Option<Bytes> {
+        if self.delivered {
+            return None;
+        }
+        let done = self.done.clone()?;
+        self.delivered = true;
+        Some(done)
+    }
+
+    /// The adopted metadata size and how many pieces have arrived.
+    pub fn progress(&self) -> (Option<u32>, usize) {
+        (self.size, self.pieces.iter().filter(|p| p.is_some()).count())
+    }
+
+    /// Assembled metadata that failed the hash check so far.
+    pub fn hash_failures(&self) -> u32 {
+        self.failures
+    }
+
+    fn send_handshake(&mut self, key: PeerKey, info_hash: [u8; 20]) {
+        let reserved = Reserved::NONE.with_extension_protocol(true).with_fast_extension(true);
+        let hs = Handshake { reserved, info_hash, peer_id: self.our_id };
+        self.send(key, &hs.to_bytes());
+    }
+
+    fn send(&mut self, key: PeerKey, bytes: &[u8]) {
+        if let Some(p) = self.peers.get_mut(&key) {
+            if p.out.is_empty() {
+                self.tx_ready.push_back(key);
+            }
+            p.out.extend_from_slice(bytes);
+        }
+    }
+
+    fn close(&mut self, key: PeerKey, reason: DisconnectReason) {
+        if self.peers.contains_key(&key) {
+            self.forget(key);
+            self.disconnects.push_back(Disconnect { peer: key, reason });
+        }
+    }
+
+    fn forget(&mut self, key: PeerKey) {
+        if let Some(p) = self.peers.remove(&key) {
+            for piece in p.outstanding {
+                self.requested.remove(&piece);
+            }
+        }
+    }
+
+    fn drain(&mut self, now: Instant, key: PeerKey, rx: &mut FrameDecoder) {
+        if self.peers.get(&key).is_some_and(|p| !p.active) {
+            match rx.handshake() {
+                Ok(Some(hs)) => self.on_handshake(key, hs),
+                Ok(None) => return,
+                Err(e) => return self.close(key, DisconnectReason::Protocol(e.to_string())),
+            }
+        }
+        while self.peers.contains_key(&key) {
+            match rx.next() {
+                Ok(Some(Message::Extended { id, payload })) => self.on_extended(now, key, id, payload),
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(e) => return self.close(key, DisconnectReason::Protocol(e.to_string())),
+            }
+        }
+    }
+
+    fn on_handshake(&mut self, key: PeerKey, hs: Handshake) {
+        if !self.info_hashes.matches(&hs.info_hash) {
+            return self.close(key, DisconnectReason::WrongInfoHash);
+        }
+        if hs.peer_id == self.our_id {
+            return self.close(key, DisconnectReason::SelfConnection);
+        }
+        if !hs.reserved.extension_protocol() {
+            // Without BEP 10 it cannot send metadata.
+            return self.close(key, DisconnectReason::NotUseful);
+        }
+        let Some(p) = self.peers.get_mut(&key) else { return };
+        p.active = true;
+        let outgoing = p.outgoing;
+        if !outgoing {
+            self.send_handshake(key, hs.info_hash);
+        }
+        let m = [(UT_METADATA, UT_METADATA_ID)].into_iter().collect();
+        let ext = ExtendedHandshake { m, v: Some(&self.cfg.client_name), ..ExtendedHandshake::default() };
+        let mut payload = Vec::new();
+        ext.encode(&mut payload);
+        let mut msg = Vec::new();
+        Message::Extended { id: 0, payload: &payload }.encode(&mut msg);
+        if hs.reserved.fast_extension() {
+            Message::HaveNone.encode(&mut msg);
+        }
+        self.send(key, &msg);
+    }
+
+    fn on_extended(&mut self, now: Instant, key: PeerKey, id: u8, payload: &[u8]) {
+        if id == 0 {
+            let hs = match ExtendedHandshake::decode(payload) {
+                Ok(hs) => hs,
+                Err(e) => return self.close(key, DisconnectReason::Protocol(e.to_string())),
+            };
+            if let Some(size) = hs.metadata_size {
+                if size > self.cfg.max_size {
+                    return self.close(key, DisconnectReason::Protocol(MetadataError::TooLarge(size).to_string()));
+                }
+            }
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.ut_metadata = hs.extension_id(UT_METADATA);
+                p.size = hs.metadata_size;
+            }
+            if self.size.is_none() {
+                if let Some(size) = hs.metadata_size {
+                    self.adopt(size);
+                }
+            }
+            return;
+        }
+        if id != UT_METADATA_ID {
+            return;
+        }
+        match UtMetadata::decode(payload) {
+            Ok(UtMetadata::Data { piece, total_size, data }) => self.on_data(now, key, piece, total_size, data),
+            Ok(UtMetadata::Reject { piece }) => {
+                self.requested.remove(&piece);
+                if let Some(p) = self.peers.get_mut(&key) {
+                    p.outstanding.remove(&piece);
+                    p.rejected = true;
+                }
+            }
+            Ok(UtMetadata::Request { piece }) => {
+                // We have nothing to serve yet.
+                if let Some(their) = self.peers.get(&key).and_then(|p| p.ut_metadata) {
+                    let mut body = Vec::new();
+                    UtMetadata::Reject { piece }.encode(&mut body);
+                    let mut msg = Vec::new();
+                    encode_extended_header(their, body.len(), &mut msg);
+                    msg.extend_from_slice(&body);
+                    self.send(key, &msg);
+                }
+            }
+            Err(mycel_peer_wire::ExtensionError::UnknownMessageType(_)) => {}
+            Err(e) => self.close(key, DisconnectReason::Protocol(e.to_string())),
+        }
+    }
+
+    fn adopt(&mut self, size: u32) {
+        self.size = Some(size);
+        self.pieces = vec![None; metadata_piece_count(size) as usize];
+        self.requested.clear();
+        self.senders.clear();
+        for p in self.peers.values_mut() {
+            p.outstanding.clear();
+        }
+    }
+
+    fn on_data(&mut self, now: Instant, key: PeerKey, piece: u32, total_size: u32, data: &[u8]) {
+        let Some(size) = self.size else { return };
+        if total_size != size {
+            let err = MetadataError::SizeMismatch { got: total_size, expected: size };
+            return self.close(key, DisconnectReason::Protocol(err.to_string()));
+        }
+        let asked = self.requested.get(&piece).is_some_and(|&(k, _)| k == key);
+        if let Some(p) = self.peers.get_mut(&key) {
+            p.outstanding.remove(&piece);
+        }
+        if !asked || metadata_piece_len(size, piece) != Some(data.len()) {
+            return;
+        }
+        self.requested.remove(&piece);
+        self.senders.insert(piece, key);
+        self.pieces[piece as usize] = Some(Bytes::copy_from_slice(data));
+        if self.pieces.iter().all(Option::is_some) {
+            self.assemble(now);
+        }
+    }
+
+    fn assemble(&mut self, now: Instant) {
+        let mut all = Vec::with_capacity(self.size.unwrap_or(0) as usize);
+        for p in self.pieces.iter().flatten() {
+            all.extend_from_slice(p);
+        }
+        let ok_v1 = self.info_hashes.v1.is_some_and(|h| <[u8; 20]>::from(Sha1::digest(&all)) == h);
+        let ok_v2 = self.info_hashes.v2.is_some_and(|h| <[u8; 32]>::from(Sha256::digest(&all)) == h);
+        if ok_v1 || ok_v2 {
+            self.done = Some(Bytes::from(all));
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for key in keys {
+                self.close(key, DisconnectReason::NotUseful);
+            }
+            return;
+        }
+        // Someone lied: drop everyone who sent a piece and start over with any size.
+        self.failures += 1;
+        let liars: BTreeSet<PeerKey> = self.senders.values().copied().collect();
+        for key in liars {
+            self.close(key, DisconnectReason::Protocol(MetadataError::HashMismatch.to_string()));
+        }
+        self.size = None;
+        self.pieces.clear();
+        self.requested.clear();
+        self.senders.clear();
+        if let Some(size) = self.peers.values().find_map(|p| p.size) {
+            self.adopt(size);
+        }
+        self.request_more(now);
+    }
+
+    /// Hands missing pieces to peers that announced the adopted size.
+    fn request_more(&mut self, now: Instant) {
+        let Some(size) = self.size else { return };
+        if self.done.is_some() {
+            return;
+        }
+        let missing: Vec<u32> = (0..self.pieces.len() as u32)
+            .filter(|&i| self.pieces[i as usize].is_none() && !self.requested.contains_key(&i))
+            .collect();
+        let mut missing = missing.into_iter();
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        let mut sends: Vec<(PeerKey, u8, u32)> = Vec::new();
+        'peers: for key in keys {
+            let Some(p) = self.peers.get_mut(&key) else { continue };
+            let Some(their) = p.ut_metadata else { continue };
+            if !p.active || p.rejected || p.size != Some(size) {
+                continue;
+            }
+            while p.outstanding.len() < self.cfg.max_requests_per_peer {
+                let Some(piece) = missing.next() else { break 'peers };
+                p.outstanding.insert(piece);
+                self.requested.insert(piece, (key, now));
+                sends.push((key, their, piece));
+            }
+        }
+        for (key, their, piece) in sends {
+            let mut body = Vec::new();
+            UtMetadata::Request { piece }.encode(&mut body);
+            let mut msg = Vec::with_capacity(6 + body.len());
+            encode_extended_header(their, body.len(), &mut msg);
+            msg.extend_from_slice(&body);
+            self.send(key, &msg);
+        }
+    }
+}
