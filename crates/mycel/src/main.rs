@@ -34,7 +34,16 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A DHT node is one task around one socket: a single-threaded runtime keeps it on one
+    // core and spares the cross-thread wake-ups that cost more than the work under load.
+    // Everything else (the demo's many nodes, transfers) uses every core.
+    let single = matches!(&cli.command, Command::Dht(crate::cli::DhtCommand::Node(_)));
+    let builder = if single {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    let runtime = match builder {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
