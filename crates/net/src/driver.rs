@@ -19,17 +19,15 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, trace, warn, Instrument};
 
 use crate::handle::{GetPeersItem, Handle, IoCounters};
+use crate::udp::{send_all, try_recv_batch, RecvBatch};
 use crate::store::{Saved, Store};
 use crate::{DhtConfig, NetError};
 
-/// Largest datagram we read; KRPC messages stay well under it (a longer one is truncated and
-/// then rejected by the node as malformed).
-const RECV_BUFFER: usize = 2048;
 /// Socket buffer size asked of the kernel (it may grant less): a busy node receives bursts
 /// far larger than the default ~200 KiB holds.
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Datagrams handled per wake-up before the outputs are flushed.
-const RECV_BATCH: usize = 64;
+/// Receive batches handled per wake-up before the outputs are flushed.
+const RECV_BATCHES: usize = 4;
 /// How often the routing table is saved while running.
 const SAVE_EVERY: Duration = Duration::from_secs(5 * 60);
 
@@ -132,6 +130,7 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
         store,
         saving: None,
         io: Arc::clone(&io),
+        outbox: Vec::new(),
     };
     let task = tokio::spawn(driver.run().instrument(span));
     Ok(Handle::new(commands, local_addr, id, restored, io, task))
@@ -149,27 +148,23 @@ struct Driver {
     /// A periodic save still running on the blocking pool.
     saving: Option<JoinHandle<()>>,
     io: Arc<IoCounters>,
+    /// Datagrams drained from the node, sent in batches.
+    outbox: Vec<Transmit>,
 }
 
 impl Driver {
     async fn run(mut self) {
-        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut batch = RecvBatch::new();
         let mut save_tick = tokio::time::interval_at(tokio::time::Instant::now() + SAVE_EVERY, SAVE_EVERY);
         save_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.flush().await;
             let deadline = self.node.poll_timeout();
             tokio::select! {
-                received = self.socket.recv_from(&mut buf) => {
-                    self.on_datagram(received, &buf);
-                    // Drain what else is queued without going back through the reactor.
-                    for _ in 1..RECV_BATCH {
-                        match self.socket.try_recv_from(&mut buf) {
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            received => self.on_datagram(received, &buf),
-                        }
-                    }
-                }
+                ready = self.socket.readable() => match ready {
+                    Ok(()) => self.receive(&mut batch),
+                    Err(e) => warn!("socket: {e}"),
+                },
                 () = sleep_until(deadline) => self.node.handle_timeout(now()),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown(reply)) => {
@@ -192,12 +187,35 @@ impl Driver {
         debug!("stopped");
     }
 
+    /// Handles what the socket has queued, a batch per system call, up to `RECV_BATCHES`
+    /// batches before the outputs are flushed.
+    fn receive(&mut self, batch: &mut RecvBatch) {
+        for _ in 0..RECV_BATCHES {
+            match try_recv_batch(&self.socket, batch) {
+                Ok(0) => return,
+                Ok(n) => {
+                    for i in 0..n {
+                        let (len, from) = batch.got[i];
+                        self.on_datagram(Ok((len, from)), batch.datagram(i));
+                    }
+                    if n < crate::udp::BATCH {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.on_datagram(Err(e), &[]);
+                    return;
+                }
+            }
+        }
+    }
+
     fn on_datagram(&mut self, received: io::Result<(usize, SocketAddr)>, buf: &[u8]) {
         match received {
             Ok((len, from)) => {
                 IoCounters::add(&self.io.datagrams_received, 1);
                 IoCounters::add(&self.io.bytes_received, len as u64);
-                self.node.handle_datagram(now(), from, &buf[..len]);
+                self.node.handle_datagram(now(), from, &buf[..len.min(buf.len())]);
                 if !self.bootstrap_waiters.is_empty() {
                     self.check_joined();
                 }
@@ -251,8 +269,15 @@ impl Driver {
     /// are applied before draining again.
     async fn flush(&mut self) {
         loop {
+            self.outbox.clear();
             while let Some(transmit) = self.node.poll_transmit() {
-                self.send(transmit).await;
+                self.outbox.push(transmit);
+            }
+            if !self.outbox.is_empty() {
+                let (sent, bytes, errors) = send_all(&self.socket, &self.outbox).await;
+                IoCounters::add(&self.io.datagrams_sent, sent);
+                IoCounters::add(&self.io.bytes_sent, bytes);
+                IoCounters::add(&self.io.send_errors, errors);
             }
             let mut cancels = Vec::new();
             while let Some(event) = self.node.poll_event() {
@@ -265,23 +290,6 @@ impl Driver {
             }
             for query in cancels {
                 self.node.cancel(query);
-            }
-        }
-    }
-
-    async fn send(&mut self, transmit: Transmit) {
-        let sent = match self.socket.try_send_to(&transmit.payload, transmit.dst) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.socket.send_to(&transmit.payload, transmit.dst).await,
-            sent => sent,
-        };
-        match sent {
-            Ok(len) => {
-                IoCounters::add(&self.io.datagrams_sent, 1);
-                IoCounters::add(&self.io.bytes_sent, len as u64);
-            }
-            Err(e) => {
-                IoCounters::add(&self.io.send_errors, 1);
-                trace!(dst = %transmit.dst, "send_to: {e}");
             }
         }
     }

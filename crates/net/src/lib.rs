@@ -34,6 +34,7 @@ mod driver;
 mod error;
 mod handle;
 mod store;
+mod udp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
