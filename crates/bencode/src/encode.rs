@@ -91,6 +91,15 @@ impl<'o> Encoder<'o> {
         self
     }
 
+    /// Writes one complete value that is already bencoded, verbatim (BEP 44 keeps an item's
+    /// `v` exactly as signed). The caller guarantees `encoded` is a single bencoded value.
+    pub fn raw(&mut self, encoded: &[u8]) -> &mut Self {
+        #[cfg(debug_assertions)]
+        self.check.value();
+        self.out.extend_from_slice(encoded);
+        self
+    }
+
     /// Opens a list; close it with [`end`](Self::end).
     pub fn begin_list(&mut self) -> &mut Self {
         #[cfg(debug_assertions)]

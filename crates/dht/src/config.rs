@@ -31,6 +31,19 @@ pub struct Config {
     pub max_info_hashes: usize,
     /// Cap on peers per info-hash.
     pub max_peers_per_info_hash: usize,
+    /// Cap on BEP 44 items stored for others.
+    pub max_items: usize,
+    /// Cap on the bytes of stored items (values, salts and a fixed overhead per item).
+    pub max_item_bytes: usize,
+    /// How long a stored item is kept after its last put (BEP 44: at least 2 hours).
+    pub item_ttl: Duration,
+    /// How long a mutable-item `get` keeps collecting versions after the lookup reached the
+    /// closest nodes is bounded by `lookup_deadline`; this is the lookup deadline of item
+    /// operations (get and put).
+    pub item_deadline: Duration,
+    /// How often the items this node publishes ([`Node::publish`](crate::Node::publish)) are
+    /// put again (BEP 44: once an hour, so they outlive the storing nodes' 2-hour expiry).
+    pub republish_interval: Duration,
     /// Peers returned in one `get_peers` response (keeps the datagram under ~1200 bytes).
     pub max_values_per_response: usize,
     /// Cap on our outstanding requests; lookups wait for a slot beyond it.
@@ -46,6 +59,11 @@ pub struct Config {
     pub replacement_cache: usize,
     /// Our `v` field (two letters and two version bytes), or none.
     pub version: Option<[u8; 4]>,
+    /// BEP 42: treat nodes whose id does not match their public IP as untrusted: they get no
+    /// write token, and their answers neither end a lookup nor make them announce or put
+    /// targets (their nodes are still followed). Local and private addresses are exempt. Off by
+    /// default, as in libtorrent, while most of the network has random ids.
+    pub enforce_node_id: bool,
     /// Read-only mode (BEP 43): we set `ro` and answer no queries.
     pub read_only: bool,
     /// At most one node per IP address per bucket, for public addresses (private and loopback
@@ -74,12 +92,18 @@ impl Default for Config {
             max_info_hashes: 50_000,
             max_peers_per_info_hash: 200,
             max_values_per_response: 50,
+            max_items: 10_000,
+            max_item_bytes: 16 << 20,
+            item_ttl: Duration::from_secs(2 * 3600),
+            item_deadline: Duration::from_secs(10),
+            republish_interval: Duration::from_secs(3600),
             max_in_flight: 2048,
             rate_limit_per_sec: 250,
             rate_limit_burst: 500,
             rate_limit_max_ips: 65_536,
             replacement_cache: 8,
             version: Some(*b"MY\x00\x01"),
+            enforce_node_id: false,
             read_only: false,
             restrict_ips: true,
             bootstrap_retry: Duration::from_secs(1),

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use mycel_krpc::{InfoHash, NodeId, NodeInfo};
 
+use crate::item_ops::{ItemGetResult, ItemPutResult};
+
 /// A datagram the driver must send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
@@ -27,6 +29,10 @@ pub enum LookupKind {
     GetPeers(InfoHash),
     /// `get_peers` followed by `announce_peer` to the closest nodes that gave tokens.
     Announce(InfoHash),
+    /// BEP 44 `get` of an item.
+    GetItem(NodeId),
+    /// BEP 44 `get` (for tokens) followed by `put` to the closest nodes that gave tokens.
+    PutItem(NodeId),
 }
 
 /// The outcome of a finished lookup.
@@ -86,6 +92,43 @@ pub enum Event {
         query: QueryId,
         /// Its outcome.
         result: LookupResult,
+    },
+    /// A BEP 44 item get ([`Node::get_item`](crate::Node::get_item)) ended.
+    ItemGot {
+        /// The get.
+        query: QueryId,
+        /// What was found, checked.
+        result: ItemGetResult,
+    },
+    /// A BEP 44 item put ([`Node::put_immutable`](crate::Node::put_immutable),
+    /// [`Node::put_mutable`](crate::Node::put_mutable)) ended.
+    ItemPutDone {
+        /// The put.
+        query: QueryId,
+        /// Who stored it and who refused.
+        result: ItemPutResult,
+    },
+    /// A node answered [`Node::sample_infohashes`](crate::Node::sample_infohashes) (BEP 51).
+    Samples {
+        /// The request.
+        query: QueryId,
+        /// Who answered.
+        node: NodeInfo,
+        /// Seconds before asking it again (`None`: the node does not support BEP 51).
+        interval: Option<i64>,
+        /// How many info-hashes it stores.
+        num: Option<i64>,
+        /// The sample.
+        samples: Vec<InfoHash>,
+        /// Nodes it knows close to the target (same family as its address).
+        nodes: Vec<NodeInfo>,
+    },
+    /// A `sample_infohashes` request got no answer, or an error.
+    SamplesFailed {
+        /// The request.
+        query: QueryId,
+        /// The address asked.
+        addr: SocketAddr,
     },
     /// The first bootstrap round ended with nodes in the routing table.
     Bootstrapped {

@@ -1,4 +1,4 @@
-//! A sans-IO Mainline DHT node (BEP 5).
+//! A sans-IO Mainline DHT node (BEP 5) that stores and fetches BEP 44 items.
 //!
 //! The node is a plain state machine: it never reads a clock, touches a socket or draws from
 //! the OS random generator. The driver (`mycel-net`) or the simulator feeds it datagrams and
@@ -8,12 +8,15 @@ mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 mod event;
+mod item_ops;
+mod items;
 mod lookup;
 mod node;
 mod path;
 mod peers;
 mod ratelimit;
 mod routing;
+pub mod secure_id;
 mod rtt;
 mod serve;
 mod stats;
@@ -22,6 +25,9 @@ mod token;
 pub use config::Config;
 pub use event::{Event, LookupKind, LookupResult, QueryId, Transmit};
 pub use mycel_krpc::{InfoHash, NodeId, NodeInfo};
+pub use item_ops::{ItemGetResult, ItemKind, ItemPutResult, ItemVersion};
+pub use items::StoredItem;
+pub use mycel_items::{ImmutableItem, ItemError, Keypair, MutableItem};
 pub use node::Node;
 pub use routing::{NodeState, RoutingTable};
 pub use stats::{DropCounts, MethodCounts, Stats};

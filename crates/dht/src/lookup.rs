@@ -46,6 +46,8 @@ pub(crate) struct Lookup {
     pub internal: bool,
     /// For announce lookups: the port to announce (`None`: implied port).
     pub announce_port: Option<u16>,
+    /// For BEP 44 item lookups: what is being got or put, and what came back.
+    pub item: Option<Box<crate::item_ops::ItemOp>>,
 }
 
 /// Shape of a lookup: k, α per path, number of disjoint paths.
@@ -92,6 +94,7 @@ impl Lookup {
             announced_to: 0,
             internal: false,
             announce_port: None,
+            item: None,
         }
     }
 
@@ -112,6 +115,20 @@ impl Lookup {
         out
     }
 
+    /// Stops waiting for slow requests among the k closest (see `Path::patient`).
+    pub fn set_impatient(&mut self) {
+        for p in &mut self.paths {
+            p.patient = false;
+        }
+    }
+
+    /// A request of this lookup was sent again; it counts as a message.
+    pub fn note_resend(&mut self) {
+        if let Some(p) = self.paths.first_mut() {
+            p.messages_sent += 1;
+        }
+    }
+
     /// Whether every path has finished searching.
     pub fn search_finished(&self) -> bool {
         self.paths.iter().all(Path::search_finished)
@@ -129,10 +146,24 @@ impl Lookup {
         }
     }
 
+    /// A node that answered is not to be trusted (BEP 42); see `Path::demote`.
+    pub fn demote(&mut self, addr: SocketAddr) {
+        if let Some(p) = self.path_of(&addr) {
+            p.demote(addr);
+        }
+    }
+
     /// A request missed its soft timeout.
     pub fn on_slow(&mut self, addr: SocketAddr) {
         if let Some(p) = self.path_of(&addr) {
             p.on_slow(addr);
+        }
+    }
+
+    /// A request missed its soft timeout and was sent again.
+    pub fn on_resent(&mut self, addr: SocketAddr) {
+        if let Some(p) = self.path_of(&addr) {
+            p.on_resent(addr);
         }
     }
 

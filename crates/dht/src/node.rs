@@ -9,21 +9,28 @@ use mycel_krpc::{Body, InfoHash, Message, Method, NodeId, NodeInfo, Query, Respo
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::item_ops::{ItemOp, PutReply};
+use crate::items::{ItemStore, StoredItem};
 use crate::lookup::{Lookup, Phase, Shape};
 use crate::peers::PeerStore;
 use crate::ratelimit::RateLimiter;
 use crate::routing::{Insert, RoutingTable};
+use crate::secure_id::{is_secure_id, IpVote};
 use crate::rtt::RttEstimator;
 use crate::token::Tokens;
 use crate::{Config, Event, LookupKind, QueryId, Stats, Transmit};
 
 /// Why we sent a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Purpose {
+pub(crate) enum Purpose {
     /// A request of a lookup.
     Lookup(QueryId),
     /// An `announce_peer` at the end of an announce lookup.
     Announce(QueryId),
+    /// A BEP 44 `put` at the end of an item-put lookup.
+    ItemPut(QueryId),
+    /// A BEP 51 `sample_infohashes` asked for by the application.
+    Sample(QueryId),
     /// A ping asked for by the application.
     Ping(QueryId),
     /// A ping to a node that queried us, to verify it before adding it to the table.
@@ -34,7 +41,7 @@ enum Purpose {
     Detached,
 }
 
-struct Pending {
+pub(crate) struct Pending {
     addr: SocketAddr,
     id: Option<NodeId>,
     purpose: Purpose,
@@ -44,6 +51,8 @@ struct Pending {
     /// Distinguishes this request's timers from those of an earlier one with the same tx id.
     seq: u64,
     slow: bool,
+    /// This request resends an earlier one that missed its soft timeout.
+    resend: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,6 +66,10 @@ enum TimerKind {
 const MAX_VERIFY_IN_FLIGHT: usize = 64;
 /// Cap on the refresh lookups a join starts (one per prefix length).
 const MAX_JOIN_REFRESH: usize = 24;
+/// Distinct responders that must agree on our external IP (BEP 42 voting).
+const IP_VOTE_QUORUM: usize = 5;
+/// The most recent responders whose votes count.
+const IP_VOTE_VOTERS: usize = 64;
 /// How often expired peers are swept out.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
 
@@ -87,12 +100,22 @@ pub struct Node {
     pub(crate) table: RoutingTable,
     pub(crate) tokens: Tokens,
     pub(crate) store: PeerStore,
+    pub(crate) items: ItemStore,
+    /// Items stored (or refreshed) since the driver last drained them, for persisting.
+    pub(crate) item_writes: VecDeque<StoredItem>,
+    /// Items we publish ourselves and put again every `republish_interval`.
+    pub(crate) own_items: BTreeMap<[u8; 20], StoredItem>,
+    pub(crate) next_republish: Option<Instant>,
+    /// BEP 42: our external address as the nodes that answer us see it.
+    ip_vote: IpVote,
     limiter: RateLimiter,
     rtt: RttEstimator,
-    pending: HashMap<[u8; 2], Pending>,
+    pub(crate) pending: HashMap<[u8; 2], Pending>,
     timers: BTreeMap<(Instant, u64, TimerKind), [u8; 2]>,
+    /// Transaction id of the request `send_query` sent last.
+    last_sent: Option<[u8; 2]>,
     next_seq: u64,
-    lookups: BTreeMap<QueryId, Lookup>,
+    pub(crate) lookups: BTreeMap<QueryId, Lookup>,
     next_query: u64,
     verify_in_flight: usize,
     bootstrap_addrs: Vec<SocketAddr>,
@@ -104,7 +127,7 @@ pub struct Node {
     bootstrapped: bool,
     next_expiry: Instant,
     pub(crate) transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    pub(crate) events: VecDeque<Event>,
     pub(crate) stats: Stats,
 }
 
@@ -116,6 +139,7 @@ impl Node {
         table.configure(&config);
         let tokens = Tokens::new(rng.gen(), config.token_rotation, now);
         let store = PeerStore::new(config.max_info_hashes, config.max_peers_per_info_hash, config.peer_ttl);
+        let items = ItemStore::new(config.max_items, config.max_item_bytes, config.item_ttl);
         let limiter = RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst, config.rate_limit_max_ips);
         let rtt = RttEstimator::new(config.min_request_timeout, config.max_request_timeout);
         let bootstrap_backoff = config.bootstrap_retry;
@@ -126,10 +150,16 @@ impl Node {
             table,
             tokens,
             store,
+            items,
+            item_writes: VecDeque::new(),
+            own_items: BTreeMap::new(),
+            next_republish: None,
+            ip_vote: IpVote::new(IP_VOTE_QUORUM, IP_VOTE_VOTERS),
             limiter,
             rtt,
             pending: HashMap::new(),
             timers: BTreeMap::new(),
+            last_sent: None,
             next_seq: 0,
             lookups: BTreeMap::new(),
             next_query: 0,
@@ -150,6 +180,12 @@ impl Node {
     /// Our node id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// Our external IP address as the nodes answering us report it (BEP 42 `ip`), once
+    /// enough of them agree; what a BEP 42 node id must be derived from.
+    pub fn external_ip(&self) -> Option<std::net::IpAddr> {
+        self.ip_vote.winner()
     }
 
     /// The routing table (read-only view).
@@ -205,8 +241,8 @@ impl Node {
                 }
                 self.on_query(now, from, msg.tx, msg.read_only, q);
             }
-            Body::Response(r) => self.on_response(now, from, msg.tx, r),
-            Body::Error(_) => self.on_error(now, from, msg.tx),
+            Body::Response(r) => self.on_response(now, from, msg.tx, msg.ip, r),
+            Body::Error(e) => self.on_error(now, from, msg.tx, e.code),
         }
     }
 
@@ -218,6 +254,7 @@ impl Node {
         self.tokens.maybe_rotate(now, || rng.gen());
         if now >= self.next_expiry {
             self.store.expire(now);
+            self.items.expire(now);
             self.next_expiry = now + EXPIRY_SWEEP;
         }
         if self.bootstrap_retry_at.is_some_and(|t| now >= t) {
@@ -225,12 +262,24 @@ impl Node {
             self.start_bootstrap(now);
         }
         self.refresh_buckets(now);
+        self.republish_due(now);
     }
 
     /// Pings an address; answered by [`Event::Pong`] or [`Event::PingFailed`].
     pub fn ping(&mut self, now: Instant, addr: SocketAddr) -> QueryId {
         let q = self.new_query_id();
         self.send_query(now, addr, None, Method::Ping, Purpose::Ping(q));
+        q
+    }
+
+    /// Asks one node for a sample of the info-hashes it stores (BEP 51) and for the nodes it
+    /// knows closest to `target`; answered by [`Event::Samples`] or [`Event::SamplesFailed`].
+    pub fn sample_infohashes(&mut self, now: Instant, addr: SocketAddr, target: NodeId) -> QueryId {
+        let q = self.new_query_id();
+        let method = Method::SampleInfohashes { target, want: Want::default() };
+        if !self.send_query(now, addr, None, method, Purpose::Sample(q)) {
+            self.events.push_back(Event::SamplesFailed { query: q, addr });
+        }
         q
     }
 
@@ -258,7 +307,7 @@ impl Node {
     pub fn cancel(&mut self, query: QueryId) {
         self.lookups.remove(&query);
         for p in self.pending.values_mut() {
-            if matches!(p.purpose, Purpose::Ping(q) | Purpose::Lookup(q) | Purpose::Announce(q) if q == query) {
+            if matches!(p.purpose, Purpose::Ping(q) | Purpose::Lookup(q) | Purpose::Announce(q) | Purpose::ItemPut(q) | Purpose::Sample(q) if q == query) {
                 p.purpose = Purpose::Detached;
             }
         }
@@ -286,6 +335,9 @@ impl Node {
         if let Some(r) = self.bootstrap_retry_at {
             t = t.min(r);
         }
+        if let Some(r) = self.next_republish {
+            t = t.min(r);
+        }
         if !self.table.is_empty() {
             if let Some(r) = self.table.next_refresh(self.cfg.bucket_refresh) {
                 t = t.min(r);
@@ -306,6 +358,8 @@ impl Node {
         s.routing_nodes = self.table.len();
         s.stored_info_hashes = self.store.info_hashes();
         s.stored_peers = self.store.peers();
+        s.stored_items = self.items.len();
+        s.stored_item_bytes = self.items.bytes();
         s.active_lookups = self.lookups.len();
         s.in_flight = self.pending.len();
         s.srtt_us = self.rtt.srtt().map_or(0, |d| d.as_micros() as u64);
@@ -316,11 +370,22 @@ impl Node {
 
     fn on_query(&mut self, now: Instant, from: SocketAddr, tx: &[u8], read_only: bool, q: Query<'_>) {
         let info = NodeInfo { id: q.id, addr: from };
-        if !read_only && self.table.on_query(info, now) && self.verify_in_flight < MAX_VERIFY_IN_FLIGHT {
-            self.verify_in_flight += 1;
-            self.send_query(now, from, Some(q.id), Method::Ping, Purpose::Verify);
+        if !read_only && self.table.on_query(info, now) {
+            self.verify_querier(now, info);
         }
         self.answer(now, from, tx, q);
+    }
+
+    /// A node we do not know queried us and the table has room for it: ping it to verify it
+    /// (bounded, so spoofed queries cannot turn us into a reflector). A node behind a NAT
+    /// passes this check, since its NAT just opened a mapping towards us; delaying the ping
+    /// past the mapping lifetime kept such nodes out but starved young tables in the
+    /// simulator, so it is not done.
+    fn verify_querier(&mut self, now: Instant, info: NodeInfo) {
+        if self.verify_in_flight < MAX_VERIFY_IN_FLIGHT {
+            self.verify_in_flight += 1;
+            self.send_query(now, info.addr, Some(info.id), Method::Ping, Purpose::Verify);
+        }
     }
 
     // ----- answers to our queries ---------------------------------------------------------
@@ -351,8 +416,12 @@ impl Node {
         }
     }
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, tx: &[u8], r: Response<'_>) {
+    fn on_response(&mut self, now: Instant, from: SocketAddr, tx: &[u8], seen: Option<SocketAddr>, r: Response<'_>) {
         let Some(p) = self.take_pending(from, tx) else { return };
+        // Only answers to our own queries vote (a spoofed datagram has no transaction).
+        if let Some(seen) = seen {
+            self.ip_vote.add(from.ip(), seen.ip());
+        }
         self.stats.responses_in += 1;
         let rtt = now.saturating_duration_since(p.sent);
         if !p.slow {
@@ -370,12 +439,23 @@ impl Node {
             Purpose::Ping(q) => self.events.push_back(Event::Pong { query: q, node: info, rtt }),
             Purpose::Lookup(q) => self.lookup_response(now, q, from, &r),
             Purpose::Announce(q) => self.announce_ack(now, q, true),
+            Purpose::ItemPut(q) => self.item_put_ack(now, q, info, PutReply::Stored),
+            Purpose::Sample(q) => {
+                let nodes = if from.is_ipv4() { r.nodes.clone() } else { r.nodes6.clone() };
+                let samples = r.sample_hashes().collect();
+                let (interval, num) = (r.interval, r.num);
+                self.events.push_back(Event::Samples { query: q, node: info, interval, num, samples, nodes });
+            }
         }
     }
 
-    fn on_error(&mut self, now: Instant, from: SocketAddr, tx: &[u8]) {
+    fn on_error(&mut self, now: Instant, from: SocketAddr, tx: &[u8], code: i64) {
         let Some(p) = self.take_pending(from, tx) else { return };
         self.stats.errors_in += 1;
+        if let (Purpose::ItemPut(q), Some(id)) = (p.purpose, p.id) {
+            // A refusal is an answer: the node is alive, and the code is the put's outcome.
+            return self.item_put_ack(now, q, NodeInfo { id, addr: from }, PutReply::Refused(code));
+        }
         self.request_failed(now, p, false);
     }
 
@@ -409,18 +489,23 @@ impl Node {
                 self.drive_lookup(now, q);
             }
             Purpose::Announce(q) => self.announce_ack(now, q, false),
+            Purpose::ItemPut(q) => {
+                let node = NodeInfo { id: p.id.unwrap_or(NodeId([0; 20])), addr: p.addr };
+                self.item_put_ack(now, q, node, PutReply::TimedOut)
+            }
+            Purpose::Sample(q) => self.events.push_back(Event::SamplesFailed { query: q, addr: p.addr }),
         }
     }
 
     // ----- sending --------------------------------------------------------------------------
 
-    fn new_query_id(&mut self) -> QueryId {
+    pub(crate) fn new_query_id(&mut self) -> QueryId {
         self.next_query += 1;
         QueryId(self.next_query)
     }
 
     /// Sends a query and tracks it. Returns false when the in-flight cap is reached.
-    fn send_query(&mut self, now: Instant, addr: SocketAddr, id: Option<NodeId>, method: Method<'_>, purpose: Purpose) -> bool {
+    pub(crate) fn send_query(&mut self, now: Instant, addr: SocketAddr, id: Option<NodeId>, method: Method<'_>, purpose: Purpose) -> bool {
         if self.pending.len() >= self.cfg.max_in_flight {
             if let Purpose::Ping(q) = purpose {
                 self.events.push_back(Event::PingFailed { query: q, addr });
@@ -447,19 +532,13 @@ impl Node {
         let (soft_at, hard_at) = (now + self.rtt.timeout(), now + self.cfg.max_request_timeout);
         self.timers.insert((soft_at, seq, TimerKind::Soft), key);
         self.timers.insert((hard_at, seq, TimerKind::Hard), key);
-        self.pending.insert(key, Pending { addr, id, purpose, sent: now, soft_at, hard_at, seq, slow: false });
+        self.pending.insert(key, Pending { addr, id, purpose, sent: now, soft_at, hard_at, seq, slow: false, resend: false });
+        self.last_sent = Some(key);
         true
     }
 
     fn count_out(&mut self, method: &Method<'_>) {
-        let c = &mut self.stats.queries_out;
-        match method {
-            Method::Ping => c.ping += 1,
-            Method::FindNode { .. } => c.find_node += 1,
-            Method::GetPeers { .. } => c.get_peers += 1,
-            Method::AnnouncePeer { .. } => c.announce_peer += 1,
-            Method::Unknown { .. } => c.other += 1,
-        }
+        self.stats.queries_out.count(method);
     }
 
     fn fire_request_timers(&mut self, now: Instant) {
@@ -477,11 +556,24 @@ impl Node {
                 TimerKind::Soft => {
                     p.slow = true;
                     if let Purpose::Lookup(q) = p.purpose {
-                        let addr = p.addr;
+                        let (addr, id, resend) = (p.addr, p.id, p.resend);
+                        // A lookup request that misses its soft timeout stops holding one of
+                        // the α slots, so the lookup moves on, and is sent once more: a lost
+                        // datagram then costs one RTO, not the hard timeout. The search waits
+                        // for the resend's soft timeout before it may end without that node;
+                        // an answer to either copy counts while the lookup runs.
+                        let resent = !resend && self.resend_lookup_request(now, q, addr, id);
                         if let Some(l) = self.lookups.get_mut(&q) {
-                            l.on_slow(addr);
+                            if resent {
+                                l.on_resent(addr);
+                            } else {
+                                l.on_slow(addr);
+                            }
                         }
                         self.drive_lookup(now, q);
+                    } else if let Purpose::ItemPut(q) = p.purpose {
+                        let addr = p.addr;
+                        self.item_put_slow(now, q, addr);
                     }
                 }
                 TimerKind::Hard => {
@@ -502,10 +594,30 @@ impl Node {
         q
     }
 
-    fn start_lookup_with(&mut self, now: Instant, q: QueryId, kind: LookupKind, internal: bool, port: Option<u16>) {
-        let target = match kind {
-            LookupKind::FindNode(id) => id.0,
-            LookupKind::GetPeers(ih) | LookupKind::Announce(ih) => ih.0,
+    pub(crate) fn start_lookup_with(
+        &mut self,
+        now: Instant,
+        q: QueryId,
+        kind: LookupKind,
+        internal: bool,
+        port: Option<u16>,
+    ) {
+        self.start_lookup_full(now, q, kind, internal, port, None);
+    }
+
+    pub(crate) fn start_lookup_full(
+        &mut self,
+        now: Instant,
+        q: QueryId,
+        kind: LookupKind,
+        internal: bool,
+        port: Option<u16>,
+        item: Option<Box<ItemOp>>,
+    ) {
+        let (target, deadline) = match kind {
+            LookupKind::FindNode(id) => (id.0, self.cfg.lookup_deadline),
+            LookupKind::GetPeers(ih) | LookupKind::Announce(ih) => (ih.0, self.cfg.lookup_deadline),
+            LookupKind::GetItem(t) | LookupKind::PutItem(t) => (t.0, self.cfg.item_deadline),
         };
         let mut initial = self.table.closest(&target, self.cfg.k, now);
         // With too few nodes of our own, saved nodes and the bootstrap addresses help as well.
@@ -517,9 +629,13 @@ impl Node {
         }
         let seeds: &[SocketAddr] = if few { &self.bootstrap_addrs } else { &[] };
         let shape = Shape { k: self.cfg.k, alpha: self.cfg.alpha, paths: self.cfg.disjoint_paths };
-        let mut l = Lookup::new(kind, target, self.id, shape, &initial, seeds, now, now + self.cfg.lookup_deadline);
+        let mut l = Lookup::new(kind, target, self.id, shape, &initial, seeds, now, now + deadline);
         l.internal = internal;
         l.announce_port = port;
+        if item.is_some() {
+            l.set_impatient();
+        }
+        l.item = item;
         self.lookups.insert(q, l);
         self.drive_lookup(now, q);
     }
@@ -528,6 +644,13 @@ impl Node {
         let Some(l) = self.lookups.get_mut(&q) else { return };
         let nodes: Vec<NodeInfo> = if from.is_ipv4() { r.nodes.clone() } else { r.nodes6.clone() };
         l.on_response(from, r.id, &nodes, r.token);
+        if self.cfg.enforce_node_id && !is_secure_id(&r.id, from.ip()) {
+            l.demote(from);
+        }
+        if l.item.is_some() {
+            self.item_response(now, q, NodeInfo { id: r.id, addr: from }, r);
+            return self.drive_lookup(now, q);
+        }
         if !r.values.is_empty() && matches!(l.kind, LookupKind::GetPeers(_) | LookupKind::Announce(_)) {
             let fresh = l.new_peers(&r.values);
             if !fresh.is_empty() && !l.internal {
@@ -539,6 +662,47 @@ impl Node {
 
     /// Sends what a lookup wants sent; moves it to the announce phase or ends it when the
     /// search is over.
+    /// The request a lookup of kind `kind` sends.
+    fn lookup_method(kind: LookupKind) -> Method<'static> {
+        match kind {
+            LookupKind::FindNode(target) => Method::FindNode { target, want: Want::default() },
+            LookupKind::GetPeers(info_hash) | LookupKind::Announce(info_hash) => {
+                Method::GetPeers { info_hash, want: Want::default() }
+            }
+            LookupKind::GetItem(target) | LookupKind::PutItem(target) => {
+                Method::Get { target, seq: None, want: Want::default() }
+            }
+        }
+    }
+
+    /// Sends a lookup request again under a new transaction id. False when the lookup is gone
+    /// or no longer searching, or the in-flight cap is reached.
+    fn resend_lookup_request(&mut self, now: Instant, q: QueryId, addr: SocketAddr, id: Option<NodeId>) -> bool {
+        let Some(l) = self.lookups.get_mut(&q) else { return false };
+        if l.phase != Phase::Searching {
+            return false;
+        }
+        l.note_resend();
+        let method = Self::lookup_method(l.kind);
+        if !self.send_query(now, addr, id, method, Purpose::Lookup(q)) {
+            return false;
+        }
+        self.stats.resends += 1;
+        // The resend gets twice the usual patience: a node whose answer is merely slow (the
+        // tail of the RTT distribution) should still make it.
+        let patience = self.rtt.timeout() * 2;
+        if let Some(key) = self.last_sent {
+            if let Some(p) = self.pending.get_mut(&key) {
+                p.resend = true;
+                let soft_at = (now + patience).min(p.hard_at);
+                self.timers.remove(&(p.soft_at, p.seq, TimerKind::Soft));
+                p.soft_at = soft_at;
+                self.timers.insert((soft_at, p.seq, TimerKind::Soft), key);
+            }
+        }
+        true
+    }
+
     fn drive_lookup(&mut self, now: Instant, q: QueryId) {
         let Some(l) = self.lookups.get_mut(&q) else { return };
         if l.phase != Phase::Searching {
@@ -548,13 +712,7 @@ impl Node {
         let requests = l.next_requests(budget);
         let kind = l.kind;
         for r in requests {
-            let method = match kind {
-                LookupKind::FindNode(target) => Method::FindNode { target, want: Want::default() },
-                LookupKind::GetPeers(info_hash) | LookupKind::Announce(info_hash) => {
-                    Method::GetPeers { info_hash, want: Want::default() }
-                }
-            };
-            self.send_query(now, r.addr, r.id, method, Purpose::Lookup(q));
+            self.send_query(now, r.addr, r.id, Self::lookup_method(kind), Purpose::Lookup(q));
         }
         let Some(l) = self.lookups.get_mut(&q) else { return };
         if !l.search_finished() {
@@ -562,6 +720,7 @@ impl Node {
         }
         match kind {
             LookupKind::Announce(info_hash) => self.start_announces(now, q, info_hash),
+            LookupKind::PutItem(_) => self.start_item_puts(now, q),
             _ => self.finish_lookup(now, q),
         }
     }
@@ -606,15 +765,19 @@ impl Node {
         }
     }
 
-    fn finish_lookup(&mut self, now: Instant, q: QueryId) {
+    pub(crate) fn finish_lookup(&mut self, now: Instant, q: QueryId) {
         let Some(mut l) = self.lookups.remove(&q) else { return };
         l.phase = Phase::Done;
         let result = l.result(now);
         if Some(q) == self.bootstrap_lookup {
             self.bootstrap_done(now);
         }
-        if !l.internal {
-            self.events.push_back(Event::LookupDone { query: q, result });
+        if l.internal {
+            return;
+        }
+        match l.item.take() {
+            Some(op) => self.events.push_back(op.into_event(q, result)),
+            None => self.events.push_back(Event::LookupDone { query: q, result }),
         }
     }
 

@@ -17,7 +17,11 @@ use mycel_krpc::{Distance, NodeId, NodeInfo};
 enum CState {
     Fresh,
     InFlight,
-    /// Missed its soft timeout; no longer counts against α but may still answer.
+    /// Missed its soft timeout and was sent again: no longer counts against α, but the
+    /// search waits for it while it is among the k closest (until the resend's soft timeout).
+    Resent,
+    /// Missed its soft timeout (and its resend's); no longer counts against α nor holds the
+    /// search up, but may still answer.
     Slow,
     Responded,
     Failed,
@@ -51,6 +55,11 @@ pub(crate) struct Path {
     /// Every address queried so far: no address is asked twice.
     queried: HashSet<SocketAddr>,
     pub(crate) in_flight: usize,
+    /// Wait for a slow request among the k closest before finishing. Off by default: a request
+    /// is only slow after it was resent once and missed its soft timeout again, and waiting
+    /// for its hard timeout made most lookups on a lossy network take seconds (measured in
+    /// the simulator); its late answer still counts while the lookup runs.
+    pub(crate) patient: bool,
     pub messages_sent: usize,
     pub responses: usize,
     pub timeouts: usize,
@@ -72,6 +81,7 @@ impl Path {
             seeds_in_flight: HashSet::new(),
             queried: HashSet::new(),
             in_flight: 0,
+            patient: false,
             messages_sent: 0,
             responses: 0,
             timeouts: 0,
@@ -121,7 +131,7 @@ impl Path {
             }
             seen += 1;
             match c.state {
-                CState::Slow => window += 1,
+                CState::Slow | CState::Resent => window += 1,
                 CState::Fresh if picks.len() < budget => picks.push(*d),
                 _ => {}
             }
@@ -157,18 +167,19 @@ impl Path {
             seen += 1;
             match c.state {
                 CState::Fresh => return false,
-                CState::Slow => window += 1,
+                CState::Slow | CState::Resent => window += 1,
                 _ => {}
             }
         }
         // Only slow requests (or none) left: with nothing fresh within reach, waiting on
-        // them is all that would remain; stop unless a slow one sits among the k closest.
+        // them is all that would remain; stop unless a resent one (or, when patient, a slow
+        // one) sits among the k closest.
         !self
             .candidates
             .values()
             .filter(|c| c.state != CState::Failed)
             .take(self.k)
-            .any(|c| c.state == CState::Slow)
+            .any(|c| c.state == CState::Resent || (self.patient && c.state == CState::Slow))
     }
 
     /// A node answered a lookup request. `nodes` are the nodes it returned.
@@ -204,11 +215,38 @@ impl Path {
         }
     }
 
-    /// A request missed its soft timeout.
+    /// A node that answered is not to be trusted (BEP 42): it no longer counts as a
+    /// responder (not a result, not a target, not a reason to stop searching).
+    pub fn demote(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.by_addr.get(&addr).and_then(|d| self.candidates.get_mut(d)) {
+            if c.state == CState::Responded {
+                c.state = CState::Failed;
+            }
+        }
+    }
+
+    /// A request missed its soft timeout (or its resend did).
     pub fn on_slow(&mut self, addr: SocketAddr) {
         if let Some(c) = self.by_addr.get(&addr).and_then(|d| self.candidates.get_mut(d)) {
+            match c.state {
+                CState::InFlight => {
+                    c.state = CState::Slow;
+                    self.in_flight -= 1;
+                }
+                CState::Resent => c.state = CState::Slow,
+                _ => {}
+            }
+        } else if self.seeds_in_flight.remove(&addr) {
+            self.in_flight -= 1;
+        }
+    }
+
+    /// A request missed its soft timeout and was sent again: it frees its α slot, but the
+    /// search still waits for it (see [`CState::Resent`]).
+    pub fn on_resent(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.by_addr.get(&addr).and_then(|d| self.candidates.get_mut(d)) {
             if c.state == CState::InFlight {
-                c.state = CState::Slow;
+                c.state = CState::Resent;
                 self.in_flight -= 1;
             }
         } else if self.seeds_in_flight.remove(&addr) {
@@ -229,7 +267,7 @@ impl Path {
             if c.state == CState::InFlight {
                 self.in_flight -= 1;
             }
-            if matches!(c.state, CState::InFlight | CState::Slow) {
+            if matches!(c.state, CState::InFlight | CState::Slow | CState::Resent) {
                 c.state = CState::Failed;
             }
         }
@@ -260,7 +298,7 @@ impl Path {
                 .candidates
                 .iter()
                 .rev()
-                .find(|(_, c)| !matches!(c.state, CState::InFlight | CState::Slow))
+                .find(|(_, c)| !matches!(c.state, CState::InFlight | CState::Slow | CState::Resent))
                 .map(|(d, c)| (*d, c.info.addr));
             if let Some((d, addr)) = far {
                 self.candidates.remove(&d);
@@ -367,5 +405,20 @@ mod tests {
         let r = l.next_requests(10, &mut claimed);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].id, Some(NodeId([3; 20])));
+    }
+
+    #[test]
+    fn demoted_responders_are_neither_results_nor_a_reason_to_stop() {
+        let mut claimed = HashSet::new();
+        let a = node([1; 20], 1);
+        let mut l = Path::new([0; 20], NodeId([9; 20]), 1, 3, &[a], &[]);
+        let r = l.next_requests(10, &mut claimed);
+        assert_eq!(r.len(), 1);
+        let b = node([2; 20], 2);
+        l.on_response(a.addr, a.id, &[b], None);
+        l.demote(a.addr);
+        assert_eq!(l.responded().count(), 0, "a demoted node is not a result");
+        assert!(!l.search_finished(), "the node it named is still asked");
+        assert_eq!(l.next_requests(10, &mut claimed).len(), 1);
     }
 }

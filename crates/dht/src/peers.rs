@@ -79,6 +79,20 @@ impl PeerStore {
         live
     }
 
+    /// Up to `max` info-hashes with live peers, a random sample when there are more, and how
+    /// many info-hashes are stored (BEP 51). The sample is sorted before sampling so the
+    /// result depends only on the rng, not on the map's order.
+    pub fn sample(&self, max: usize, rng: &mut impl Rng) -> (Vec<InfoHash>, usize) {
+        let mut all: Vec<InfoHash> = self.swarms.keys().copied().collect();
+        all.sort();
+        let total = all.len();
+        if total > max {
+            all.partial_shuffle(rng, max);
+            all.truncate(max);
+        }
+        (all, total)
+    }
+
     /// Drops expired peers and empty swarms.
     pub fn expire(&mut self, now: Instant) {
         let mut removed = 0;

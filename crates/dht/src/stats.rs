@@ -1,5 +1,7 @@
 //! Counters of a node, returned by `Node::stats()`.
 
+use mycel_krpc::Method;
+
 /// Counts per KRPC method.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MethodCounts {
@@ -11,8 +13,31 @@ pub struct MethodCounts {
     pub get_peers: u64,
     /// `announce_peer`.
     pub announce_peer: u64,
+    /// `get` (BEP 44).
+    pub get: u64,
+    /// `put` (BEP 44).
+    pub put: u64,
+    /// `sample_infohashes` (BEP 51).
+    pub sample_infohashes: u64,
     /// Methods we do not know.
     pub other: u64,
+}
+
+impl MethodCounts {
+    /// Counts one message of `method`.
+    pub(crate) fn count(&mut self, method: &Method<'_>) {
+        let c = match method {
+            Method::Ping => &mut self.ping,
+            Method::FindNode { .. } => &mut self.find_node,
+            Method::GetPeers { .. } => &mut self.get_peers,
+            Method::AnnouncePeer { .. } => &mut self.announce_peer,
+            Method::Get { .. } => &mut self.get,
+            Method::Put(_) => &mut self.put,
+            Method::SampleInfohashes { .. } => &mut self.sample_infohashes,
+            Method::Unknown { .. } => &mut self.other,
+        };
+        *c += 1;
+    }
 }
 
 /// Datagrams dropped, by reason.
@@ -49,12 +74,18 @@ pub struct Stats {
     pub errors_out: u64,
     /// Our queries that timed out.
     pub timeouts: u64,
+    /// Lookup requests sent a second time after missing their soft timeout.
+    pub resends: u64,
     /// Dropped datagrams by reason.
     pub dropped: DropCounts,
     /// Info-hashes in the peer store.
     pub stored_info_hashes: usize,
     /// Peers in the peer store.
     pub stored_peers: usize,
+    /// BEP 44 items stored for others.
+    pub stored_items: usize,
+    /// Bytes those items account for.
+    pub stored_item_bytes: usize,
     /// Lookups in progress.
     pub active_lookups: usize,
     /// Requests in flight.

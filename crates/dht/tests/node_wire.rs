@@ -158,3 +158,59 @@ fn responses_from_strangers_or_wrong_addresses_are_dropped() {
     assert!(matches!(n.poll_event(), Some(mycel_dht::Event::Pong { .. })));
     assert_eq!(n.stats().routing_nodes, 1);
 }
+
+#[test]
+fn sample_infohashes_returns_stored_info_hashes_and_nodes() {
+    let (mut n, now) = node();
+    let sample = |n: &mut Node, tx: &'static [u8]| {
+        n.handle_datagram(now, peer(8), &query(8, tx, Method::SampleInfohashes { target: NodeId([1; 20]), want: Default::default() }));
+        let r = replies(n, peer(8));
+        r.into_iter().find(|b| Message::decode(b).is_ok_and(|m| m.tx == tx)).expect("a reply")
+    };
+    let empty = sample(&mut n, b"s1");
+    let Body::Response(r) = Message::decode(&empty).expect("valid").body else { panic!("expected a response") };
+    assert_eq!((r.samples, r.num), (Some(&b""[..]), Some(0)), "samples present even when empty (BEP 51)");
+    assert!(r.interval.is_some_and(|i| (0..=21600).contains(&i)));
+    // Announce two info-hashes, then sample them.
+    for ih in [InfoHash([0x21; 20]), InfoHash([0x22; 20])] {
+        n.handle_datagram(now, peer(9), &query(9, b"gp", Method::GetPeers { info_hash: ih, want: Default::default() }));
+        let r = replies(&mut n, peer(9));
+        let m = r.iter().map(|b| Message::decode(b).expect("valid")).find(|m| m.tx == b"gp").expect("reply");
+        let Body::Response(resp) = m.body else { panic!("expected response") };
+        let token = resp.token.expect("token").to_vec();
+        n.handle_datagram(now, peer(9), &query(9, b"an", Method::AnnouncePeer { info_hash: ih, port: 1, implied_port: false, token: &token }));
+        let _ = replies(&mut n, peer(9));
+    }
+    let full = sample(&mut n, b"s2");
+    let Body::Response(r) = Message::decode(&full).expect("valid").body else { panic!("expected a response") };
+    assert_eq!(r.num, Some(2));
+    let mut got: Vec<InfoHash> = r.sample_hashes().collect();
+    got.sort();
+    assert_eq!(got, vec![InfoHash([0x21; 20]), InfoHash([0x22; 20])]);
+    assert_eq!(n.stats().queries_in.sample_infohashes, 2);
+}
+
+#[test]
+fn bep42_enforcement_withholds_tokens_from_ids_that_do_not_match_the_ip() {
+    let now = Instant::now();
+    let cfg = Config { enforce_node_id: true, rate_limit_per_sec: 0, ..Config::default() };
+    let mut n = Node::new(cfg, NodeId([0x11; 20]), [7; 32], now);
+    let public = SocketAddr::from(([124, 31, 75, 21], 6881));
+    let ih = InfoHash([0x33; 20]);
+    let token_for = |n: &mut Node, id: NodeId, from: SocketAddr| {
+        let q = Query { id, method: Method::GetPeers { info_hash: ih, want: Default::default() } };
+        let m = Message { tx: b"t1", version: None, ip: None, read_only: false, body: Body::Query(q) };
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        n.handle_datagram(now, from, &out);
+        let r = replies(n, from);
+        let reply = r.iter().map(|b| Message::decode(b).expect("valid")).find(|m| m.tx == b"t1").expect("a reply");
+        let Body::Response(resp) = reply.body else { panic!("expected response") };
+        resp.token.is_some()
+    };
+    // BEP 42's first test vector: the id of 124.31.75.21 with rand 1.
+    let secure = NodeId(*b"\x5f\xbf\xbf\xf1\x0c\x5d\x6a\x4e\xc8\xa8\x8e\x4c\x6a\xb4\xc2\x8b\x95\xee\xe4\x01");
+    assert!(token_for(&mut n, secure, public), "a compliant id gets a token");
+    assert!(!token_for(&mut n, NodeId([0x42; 20]), public), "a random id from a public IP does not");
+    assert!(token_for(&mut n, NodeId([0x42; 20]), peer(9)), "local addresses are exempt");
+}

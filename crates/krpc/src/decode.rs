@@ -7,7 +7,10 @@
 use mycel_bencode::{decode_prefix, decode_with, Dict, Limits, Value};
 
 use crate::compact::{decode_compact_addr, decode_nodes, COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN};
-use crate::{Body, DecodeError, ErrorBody, InfoHash, Message, Method, NodeId, NodeInfo, Query, Response, Want};
+use crate::{
+    Body, DecodeError, ErrorBody, InfoHash, Message, Method, MutableArgs, NodeId, NodeInfo, PutArgs, Query, Response,
+    Want,
+};
 
 /// Longest transaction id (`t`) accepted on input, in bytes.
 pub const MAX_TX_LEN: usize = 32;
@@ -38,8 +41,8 @@ impl<'a> Message<'a> {
         let ip = top.ip.and_then(Value::as_bytes).and_then(decode_compact_addr);
         let read_only = optional_int(top.ro, "ro")? == Some(1);
         let body = match kind {
-            b'q' => Body::Query(decode_query(&top)?),
-            b'r' => Body::Response(decode_response(&top)?),
+            b'q' => Body::Query(decode_query(buf, &top)?),
+            b'r' => Body::Response(decode_response(buf, &top)?),
             b'e' => Body::Error(decode_error(&top)?),
             other => return Err(DecodeError::UnknownKind(other)),
         };
@@ -72,6 +75,16 @@ struct Fields<'v, 'a> {
     nodes: Option<&'v Value<'a>>,
     nodes6: Option<&'v Value<'a>>,
     values: Option<&'v Value<'a>>,
+    // BEP 44.
+    k: Option<&'v Value<'a>>,
+    sig: Option<&'v Value<'a>>,
+    seq: Option<&'v Value<'a>>,
+    salt: Option<&'v Value<'a>>,
+    cas: Option<&'v Value<'a>>,
+    // BEP 51.
+    samples: Option<&'v Value<'a>>,
+    interval: Option<&'v Value<'a>>,
+    num: Option<&'v Value<'a>>,
 }
 
 impl<'v, 'a> Fields<'v, 'a> {
@@ -98,6 +111,14 @@ impl<'v, 'a> Fields<'v, 'a> {
                 b"nodes" => &mut f.nodes,
                 b"nodes6" => &mut f.nodes6,
                 b"values" => &mut f.values,
+                b"k" => &mut f.k,
+                b"sig" => &mut f.sig,
+                b"seq" => &mut f.seq,
+                b"salt" => &mut f.salt,
+                b"cas" => &mut f.cas,
+                b"samples" => &mut f.samples,
+                b"interval" => &mut f.interval,
+                b"num" => &mut f.num,
                 _ => continue,
             };
             *slot = Some(value);
@@ -139,7 +160,7 @@ pub fn salvage_query_tx(buf: &[u8]) -> Option<&[u8]> {
     None
 }
 
-fn decode_query<'a>(top: &Fields<'_, 'a>) -> Result<Query<'a>, DecodeError> {
+fn decode_query<'a>(buf: &'a [u8], top: &Fields<'_, 'a>) -> Result<Query<'a>, DecodeError> {
     let name = required_bytes(top.q, "q")?;
     let args = Fields::gather(required_dict(top.a, "a")?);
     let id = NodeId(required_id(args.id, "a.id")?);
@@ -153,6 +174,16 @@ fn decode_query<'a>(top: &Fields<'_, 'a>) -> Result<Query<'a>, DecodeError> {
             want: decode_want(args.want)?,
         },
         b"announce_peer" => decode_announce(&args)?,
+        b"get" => Method::Get {
+            target: NodeId(required_id(args.target, "a.target")?),
+            seq: optional_int(args.seq, "a.seq")?,
+            want: decode_want(args.want)?,
+        },
+        b"put" => decode_put(buf, &args)?,
+        b"sample_infohashes" => Method::SampleInfohashes {
+            target: NodeId(required_id(args.target, "a.target")?),
+            want: decode_want(args.want)?,
+        },
         _ => Method::Unknown { name },
     };
     Ok(Query { id, method })
@@ -174,6 +205,64 @@ fn decode_announce<'a>(args: &Fields<'_, 'a>) -> Result<Method<'a>, DecodeError>
     Ok(Method::AnnouncePeer { info_hash, port, implied_port, token })
 }
 
+/// BEP 44 `put`: `k`, `sig` and `seq` make it mutable (all three or none of them).
+fn decode_put<'a>(buf: &'a [u8], args: &Fields<'_, 'a>) -> Result<Method<'a>, DecodeError> {
+    let token = required_bytes(args.token, "a.token")?;
+    let v = raw_item_value(buf, b"a", args.v, "a.v")?.ok_or(DecodeError::MissingField("a.v"))?;
+    let mutable = match args.k {
+        None => None,
+        Some(_) => Some(MutableArgs {
+            k: required_fixed(args.k, "a.k")?,
+            sig: required_fixed(args.sig, "a.sig")?,
+            seq: optional_int(args.seq, "a.seq")?.ok_or(DecodeError::MissingField("a.seq"))?,
+            salt: optional_bytes(args.salt, "a.salt")?.unwrap_or_default(),
+            cas: optional_int(args.cas, "a.cas")?,
+        }),
+    };
+    Ok(Method::Put(PutArgs { token, v, mutable }))
+}
+
+/// The raw bytes of an item value (`v` inside the dictionary `outer`, `a` or `r`), exactly as
+/// sent. BEP 44 hashes and signs these bytes, so they must be canonical bencode: a value with
+/// unsorted keys is an error (the storing node answers it with 203, as the BEP asks).
+fn raw_item_value<'a>(
+    buf: &'a [u8],
+    outer: &[u8],
+    parsed: Option<&Value<'a>>,
+    field: &'static str,
+) -> Result<Option<&'a [u8]>, DecodeError> {
+    let Some(parsed) = parsed else { return Ok(None) };
+    let raw = raw_entry(buf, outer).and_then(|d| raw_entry(d, b"v")).ok_or(DecodeError::WrongType(field))?;
+    // Canonical iff re-encoding gives the same length: the decoder already rejected every
+    // other non-canonical form (leading zeros, -0), so only unsorted keys can differ, and
+    // those differ in bytes, not length; compare bytes to be sure.
+    let mut again = Vec::with_capacity(raw.len());
+    parsed.encode(&mut again);
+    if again != raw {
+        return Err(DecodeError::NotCanonical(field));
+    }
+    Ok(Some(raw))
+}
+
+/// In the bencoded dictionary `dict` (starting at its `d`), the raw bytes of the value of
+/// `key`. Walks the entries in the order sent, so unsorted dictionaries work too.
+fn raw_entry<'a>(dict: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    if dict.first() != Some(&b'd') {
+        return None;
+    }
+    let mut pos = 1;
+    while dict.get(pos) != Some(&b'e') {
+        let (k, n) = decode_prefix(dict.get(pos..)?, &DATAGRAM_LIMITS).ok()?;
+        pos += n;
+        let (_, n) = decode_prefix(dict.get(pos..)?, &DATAGRAM_LIMITS).ok()?;
+        if k.as_bytes() == Some(key) {
+            return dict.get(pos..pos + n);
+        }
+        pos += n;
+    }
+    None
+}
+
 /// BEP 32 `want`: a list of byte strings; `n4` and `n6` set the flags, others are ignored.
 fn decode_want(want: Option<&Value<'_>>) -> Result<Want, DecodeError> {
     let mut flags = Want::default();
@@ -191,7 +280,7 @@ fn decode_want(want: Option<&Value<'_>>) -> Result<Want, DecodeError> {
     Ok(flags)
 }
 
-fn decode_response<'a>(top: &Fields<'_, 'a>) -> Result<Response<'a>, DecodeError> {
+fn decode_response<'a>(buf: &'a [u8], top: &Fields<'_, 'a>) -> Result<Response<'a>, DecodeError> {
     let r = Fields::gather(required_dict(top.r, "r")?);
     let id = NodeId(required_id(r.id, "r.id")?);
     let nodes = compact_nodes(r.nodes, "r.nodes", COMPACT_NODE_V4_LEN)?;
@@ -208,7 +297,17 @@ fn decode_response<'a>(top: &Fields<'_, 'a>) -> Result<Response<'a>, DecodeError
         Some(_) => return Err(DecodeError::WrongType("r.values")),
     };
     let token = optional_bytes(r.token, "r.token")?;
-    Ok(Response { id, nodes, nodes6, values, token })
+    let v = raw_item_value(buf, b"r", r.v, "r.v")?;
+    let k = r.k.map(|k| required_fixed(Some(k), "r.k")).transpose()?;
+    let sig = r.sig.map(|s| required_fixed(Some(s), "r.sig")).transpose()?;
+    let seq = optional_int(r.seq, "r.seq")?;
+    let samples = match optional_bytes(r.samples, "r.samples")? {
+        Some(b) if b.len() % 20 != 0 => return Err(DecodeError::BadLength { field: "r.samples", len: b.len() }),
+        samples => samples,
+    };
+    let interval = optional_int(r.interval, "r.interval")?;
+    let num = optional_int(r.num, "r.num")?;
+    Ok(Response { id, nodes, nodes6, values, token, v, k, sig, seq, samples, interval, num })
 }
 
 fn compact_nodes(
@@ -255,6 +354,11 @@ fn required_dict<'v, 'a>(value: Option<&'v Value<'a>>, field: &'static str) -> R
 
 /// A 20-byte id (node id, target or info-hash).
 fn required_id(value: Option<&Value<'_>>, field: &'static str) -> Result<[u8; 20], DecodeError> {
+    required_fixed(value, field)
+}
+
+/// A byte string of exactly `N` bytes (ids, keys, signatures).
+fn required_fixed<const N: usize>(value: Option<&Value<'_>>, field: &'static str) -> Result<[u8; N], DecodeError> {
     let b = required_bytes(value, field)?;
     b.try_into().map_err(|_| DecodeError::BadLength { field, len: b.len() })
 }

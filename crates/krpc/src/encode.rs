@@ -7,7 +7,7 @@
 use mycel_bencode::{encoded_bytes_len as bytes_len, encoded_int_len as int_len, Encoder};
 
 use crate::compact::{compact_addr_len, encode_compact_addr, COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN};
-use crate::{Body, ErrorBody, Message, Method, NodeInfo, Query, Response, Want};
+use crate::{Body, ErrorBody, Message, Method, NodeInfo, PutArgs, Query, Response, Want};
 
 impl Message<'_> {
     /// Appends the canonical bencoding of the message to `out`.
@@ -98,9 +98,15 @@ fn id_len() -> usize {
     bytes_len(20)
 }
 
-/// `a`: keys `id`, `implied_port`, `info_hash`, `port`, `target`, `token`, `want`.
+/// `a`: keys `cas`, `id`, `implied_port`, `info_hash`, `k`, `port`, `salt`, `seq`, `sig`,
+/// `target`, `token`, `v`, `want`.
 fn encode_args(e: &mut Encoder<'_>, q: &Query<'_>) {
     e.begin_dict();
+    if let Method::Put(PutArgs { mutable: Some(m), .. }) = &q.method {
+        if let Some(cas) = m.cas {
+            e.key(b"cas").int(cas);
+        }
+    }
     e.key(b"id").bytes(&q.id.0);
     match &q.method {
         Method::Ping | Method::Unknown { .. } => {}
@@ -120,8 +126,48 @@ fn encode_args(e: &mut Encoder<'_>, q: &Query<'_>) {
             e.key(b"port").int(i64::from(*port));
             e.key(b"token").bytes(token);
         }
+        Method::Get { target, seq, want } => {
+            if let Some(seq) = seq {
+                e.key(b"seq").int(*seq);
+            }
+            e.key(b"target").bytes(&target.0);
+            encode_want(e, want);
+        }
+        Method::Put(put) => encode_put(e, put),
+        Method::SampleInfohashes { target, want } => {
+            e.key(b"target").bytes(&target.0);
+            encode_want(e, want);
+        }
     }
     e.end();
+}
+
+/// The keys of `put` after `id` (`cas` is written before it).
+fn encode_put(e: &mut Encoder<'_>, put: &PutArgs<'_>) {
+    if let Some(m) = &put.mutable {
+        e.key(b"k").bytes(&m.k);
+        if !m.salt.is_empty() {
+            e.key(b"salt").bytes(m.salt);
+        }
+        e.key(b"seq").int(m.seq);
+        e.key(b"sig").bytes(&m.sig);
+    }
+    e.key(b"token").bytes(put.token);
+    e.key(b"v").raw(put.v);
+}
+
+fn put_len(put: &PutArgs<'_>) -> usize {
+    let mut n = key_len(b"token") + bytes_len(put.token.len()) + key_len(b"v") + put.v.len();
+    if let Some(m) = &put.mutable {
+        n += key_len(b"k") + bytes_len(32) + key_len(b"seq") + int_len(m.seq) + key_len(b"sig") + bytes_len(64);
+        if !m.salt.is_empty() {
+            n += key_len(b"salt") + bytes_len(m.salt.len());
+        }
+        if let Some(cas) = m.cas {
+            n += key_len(b"cas") + int_len(cas);
+        }
+    }
+    n
 }
 
 fn args_len(q: &Query<'_>) -> usize {
@@ -139,6 +185,11 @@ fn args_len(q: &Query<'_>) -> usize {
                 + key_len(b"token")
                 + bytes_len(token.len())
         }
+        Method::Get { seq, want, .. } => {
+            seq.map_or(0, |s| key_len(b"seq") + int_len(s)) + key_len(b"target") + id_len() + want_len(want)
+        }
+        Method::Put(put) => put_len(put),
+        Method::SampleInfohashes { want, .. } => key_len(b"target") + id_len() + want_len(want),
     };
     2 + key_len(b"id") + id_len() + body
 }
@@ -164,14 +215,36 @@ fn want_len(want: &Want) -> usize {
     }
 }
 
-/// `r`: keys `id`, `nodes`, `nodes6`, `token`, `values`.
+/// `r`: keys `id`, `interval`, `k`, `nodes`, `nodes6`, `num`, `samples`, `seq`, `sig`,
+/// `token`, `v`, `values`.
 fn encode_response(e: &mut Encoder<'_>, r: &Response<'_>) {
     e.begin_dict();
     e.key(b"id").bytes(&r.id.0);
+    if let Some(interval) = r.interval {
+        e.key(b"interval").int(interval);
+    }
+    if let Some(k) = &r.k {
+        e.key(b"k").bytes(k);
+    }
     encode_nodes(e, b"nodes", &r.nodes, true);
     encode_nodes(e, b"nodes6", &r.nodes6, false);
+    if let Some(num) = r.num {
+        e.key(b"num").int(num);
+    }
+    if let Some(samples) = r.samples {
+        e.key(b"samples").bytes(samples);
+    }
+    if let Some(seq) = r.seq {
+        e.key(b"seq").int(seq);
+    }
+    if let Some(sig) = &r.sig {
+        e.key(b"sig").bytes(sig);
+    }
     if let Some(token) = r.token {
         e.key(b"token").bytes(token);
+    }
+    if let Some(v) = r.v {
+        e.key(b"v").raw(v);
     }
     if !r.values.is_empty() {
         e.key(b"values").begin_list();
@@ -189,6 +262,13 @@ fn response_len(r: &Response<'_>) -> usize {
     if let Some(token) = r.token {
         n += key_len(b"token") + bytes_len(token.len());
     }
+    n += r.k.map_or(0, |_| key_len(b"k") + bytes_len(32));
+    n += r.sig.map_or(0, |_| key_len(b"sig") + bytes_len(64));
+    n += r.seq.map_or(0, |s| key_len(b"seq") + int_len(s));
+    n += r.v.map_or(0, |v| key_len(b"v") + v.len());
+    n += r.interval.map_or(0, |i| key_len(b"interval") + int_len(i));
+    n += r.num.map_or(0, |i| key_len(b"num") + int_len(i));
+    n += r.samples.map_or(0, |s| key_len(b"samples") + bytes_len(s.len()));
     if !r.values.is_empty() {
         n += key_len(b"values") + 2 + r.values.iter().map(|a| bytes_len(compact_addr_len(a))).sum::<usize>();
     }

@@ -33,6 +33,9 @@ pub enum DecodeError {
         /// The value received.
         value: i64,
     },
+    /// A BEP 44 item value (`a.v`, `r.v`) is not canonical bencode (unsorted keys).
+    #[error("field `{0}` is not canonical bencode")]
+    NotCanonical(&'static str),
     /// `y` is a single byte other than `q`, `r` or `e`.
     #[error("unknown message kind y = 0x{0:02x}")]
     UnknownKind(u8),

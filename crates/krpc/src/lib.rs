@@ -1,4 +1,5 @@
-//! KRPC, the message layer of the Mainline DHT (BEP 5), with the fields of BEP 32, 42 and 43.
+//! KRPC, the message layer of the Mainline DHT (BEP 5), with the fields of BEP 32, 42 and 43
+//! and BEP 44's `get` and `put` (item values are kept as the exact bencoded bytes sent).
 //!
 //! `Message::decode(&[u8])` borrows from the datagram and yields only well-formed messages;
 //! `Message::encode(&mut Vec<u8>)` writes canonical bencode (keys sorted).

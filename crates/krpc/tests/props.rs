@@ -4,7 +4,8 @@
 use std::net::{SocketAddr, SocketAddrV6};
 
 use mycel_krpc::{
-    fuzzing, salvage_query_tx, Body, ErrorBody, InfoHash, Message, Method, NodeId, NodeInfo, Query, Response, Want,
+    fuzzing, salvage_query_tx, Body, ErrorBody, InfoHash, Message, Method, MutableArgs, NodeId, NodeInfo, PutArgs,
+    Query, Response, Want,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -32,6 +33,7 @@ enum FxBody {
         nodes6: Vec<NodeInfo>,
         values: Vec<SocketAddr>,
         token: Option<Vec<u8>>,
+        item: FxItem,
     },
     Error {
         code: i64,
@@ -45,7 +47,35 @@ enum FxMethod {
     FindNode { target: [u8; 20], want: Want },
     GetPeers { info_hash: [u8; 20], want: Want },
     AnnouncePeer { info_hash: [u8; 20], port: u16, implied_port: bool, token: Vec<u8> },
+    Get { target: [u8; 20], seq: Option<i64>, want: Want },
+    Sample { target: [u8; 20], want: Want },
+    Put { token: Vec<u8>, v: Vec<u8>, mutable: Option<FxMutable> },
     Unknown { name: Vec<u8> },
+}
+
+#[derive(Debug, Clone)]
+struct FxMutable {
+    k: [u8; 32],
+    sig: Vec<u8>,
+    seq: i64,
+    salt: Vec<u8>,
+    cas: Option<i64>,
+}
+
+/// The BEP 44 fields of a response.
+#[derive(Debug, Clone)]
+struct FxItem {
+    v: Option<Vec<u8>>,
+    k: Option<[u8; 32]>,
+    sig: Option<Vec<u8>>,
+    seq: Option<i64>,
+    samples: Option<Vec<u8>>,
+    interval: Option<i64>,
+    num: Option<i64>,
+}
+
+fn sig64(sig: &[u8]) -> [u8; 64] {
+    sig.try_into().expect("strategy makes 64 bytes")
 }
 
 impl Fixture {
@@ -65,15 +95,35 @@ impl Fixture {
                         implied_port: *implied_port,
                         token,
                     },
+                    FxMethod::Get { target, seq, want } => Method::Get { target: NodeId(*target), seq: *seq, want: *want },
+                    FxMethod::Put { token, v, mutable } => Method::Put(PutArgs {
+                        token,
+                        v,
+                        mutable: mutable.as_ref().map(|m| MutableArgs {
+                            k: m.k,
+                            sig: sig64(&m.sig),
+                            seq: m.seq,
+                            salt: &m.salt,
+                            cas: m.cas,
+                        }),
+                    }),
+                    FxMethod::Sample { target, want } => Method::SampleInfohashes { target: NodeId(*target), want: *want },
                     FxMethod::Unknown { name } => Method::Unknown { name },
                 },
             }),
-            FxBody::Response { id, nodes, nodes6, values, token } => Body::Response(Response {
+            FxBody::Response { id, nodes, nodes6, values, token, item } => Body::Response(Response {
                 id: NodeId(*id),
                 nodes: nodes.clone(),
                 nodes6: nodes6.clone(),
                 values: values.clone(),
                 token: token.as_deref(),
+                v: item.v.as_deref(),
+                k: item.k,
+                sig: item.sig.as_deref().map(sig64),
+                seq: item.seq,
+                samples: item.samples.as_deref(),
+                interval: item.interval,
+                num: item.num,
             }),
             FxBody::Error { code, message } => Body::Error(ErrorBody { code: *code, message }),
         };
@@ -106,8 +156,52 @@ fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..=max)
 }
 
+/// A canonical bencoded value: an integer, a string, a list or a dictionary (sorted keys).
+fn bvalue() -> impl Strategy<Value = Vec<u8>> {
+    fn bstr(b: &[u8]) -> Vec<u8> {
+        let mut out = format!("{}:", b.len()).into_bytes();
+        out.extend_from_slice(b);
+        out
+    }
+    prop_oneof![
+        any::<i64>().prop_map(|i| format!("i{i}e").into_bytes()),
+        bytes(40).prop_map(|b| bstr(&b)),
+        vec(bytes(8), 0..5).prop_map(|items| {
+            let mut out = b"l".to_vec();
+            items.iter().for_each(|i| out.extend(bstr(i)));
+            out.push(b'e');
+            out
+        }),
+        prop::collection::btree_map(bytes(6), any::<i64>(), 0..4).prop_map(|m| {
+            let mut out = b"d".to_vec();
+            for (k, v) in m {
+                out.extend(bstr(&k));
+                out.extend(format!("i{v}e").into_bytes());
+            }
+            out.push(b'e');
+            out
+        }),
+    ]
+}
+
+fn mutable() -> impl Strategy<Value = FxMutable> {
+    (any::<[u8; 32]>(), vec(any::<u8>(), 64), any::<i64>(), bytes(70), option::of(any::<i64>()))
+        .prop_map(|(k, sig, seq, salt, cas)| FxMutable { k, sig, seq, salt, cas })
+}
+
+fn item() -> impl Strategy<Value = FxItem> {
+    let bep51 = (
+        option::of((0..4usize).prop_flat_map(|n| vec(any::<u8>(), n * 20))),
+        option::of(any::<i64>()),
+        option::of(any::<i64>()),
+    );
+    (option::of(bvalue()), option::of(any::<[u8; 32]>()), option::of(vec(any::<u8>(), 64)), option::of(any::<i64>()), bep51)
+        .prop_map(|(v, k, sig, seq, (samples, interval, num))| FxItem { v, k, sig, seq, samples, interval, num })
+}
+
 fn method() -> impl Strategy<Value = FxMethod> {
-    const KNOWN: [&[u8]; 4] = [b"ping", b"find_node", b"get_peers", b"announce_peer"];
+    const KNOWN: [&[u8]; 7] =
+        [b"ping", b"find_node", b"get_peers", b"announce_peer", b"get", b"put", b"sample_infohashes"];
     let announce = any::<bool>().prop_flat_map(|implied_port| {
         let port = if implied_port { 0..=u16::MAX } else { 1..=u16::MAX };
         (any::<[u8; 20]>(), port, Just(implied_port), bytes(20)).prop_map(|(info_hash, port, implied_port, token)| {
@@ -119,6 +213,10 @@ fn method() -> impl Strategy<Value = FxMethod> {
         (any::<[u8; 20]>(), want()).prop_map(|(target, want)| FxMethod::FindNode { target, want }),
         (any::<[u8; 20]>(), want()).prop_map(|(info_hash, want)| FxMethod::GetPeers { info_hash, want }),
         announce,
+        (any::<[u8; 20]>(), option::of(any::<i64>()), want())
+            .prop_map(|(target, seq, want)| FxMethod::Get { target, seq, want }),
+        (bytes(20), bvalue(), option::of(mutable())).prop_map(|(token, v, mutable)| FxMethod::Put { token, v, mutable }),
+        (any::<[u8; 20]>(), want()).prop_map(|(target, want)| FxMethod::Sample { target, want }),
         bytes(16)
             .prop_filter("unknown names only", |n| !KNOWN.contains(&n.as_slice()))
             .prop_map(|name| FxMethod::Unknown { name }),
@@ -128,8 +226,15 @@ fn method() -> impl Strategy<Value = FxMethod> {
 fn body() -> impl Strategy<Value = FxBody> {
     prop_oneof![
         (any::<[u8; 20]>(), method()).prop_map(|(id, method)| FxBody::Query { id, method }),
-        (any::<[u8; 20]>(), nodes(addr_v4()), nodes(addr_v6()), vec(addr(), 0..12), option::of(bytes(20)))
-            .prop_map(|(id, nodes, nodes6, values, token)| FxBody::Response { id, nodes, nodes6, values, token }),
+        (any::<[u8; 20]>(), nodes(addr_v4()), nodes(addr_v6()), vec(addr(), 0..12), option::of(bytes(20)), item())
+            .prop_map(|(id, nodes, nodes6, values, token, item)| FxBody::Response {
+                id,
+                nodes,
+                nodes6,
+                values,
+                token,
+                item
+            }),
         (any::<i64>(), bytes(40)).prop_map(|(code, message)| FxBody::Error { code, message }),
     ]
 }

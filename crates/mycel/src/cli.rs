@@ -28,6 +28,125 @@ pub enum Command {
     Dht(DhtCommand),
     /// Start a small network of real nodes on loopback, announce and look up, and report.
     Demo(DemoArgs),
+    /// Make a .torrent file from a file or directory (hashed on all cores).
+    Create(CreateArgs),
+    /// Seed a file, directory or .torrent; prints the magnet link.
+    Share(ShareArgs),
+    /// Download a torrent (magnet link or .torrent file).
+    Fetch(FetchArgs),
+    /// Make an ed25519 key for signed DHT items (SSK): a 32-byte secret seed, mode 0600.
+    Keygen(KeygenArgs),
+    /// Simulate 10k–100k DHT nodes (mycel's real node code, or a baseline protocol) on virtual
+    /// time over a modelled Internet, reproducibly from a seed, and report lookup figures.
+    Sim(mycel_sim::cli::SimArgs),
+}
+
+/// `mycel keygen`
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (refuses to overwrite an existing file).
+    #[arg(long, value_name = "KEYFILE")]
+    pub out: PathBuf,
+    /// Print the public key as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Torrent format flags shared by `create` and `share`.
+#[derive(Debug, Args, Clone, Copy)]
+#[group(multiple = false)]
+pub struct FormatArgs {
+    /// A v1 torrent (BEP 3: SHA-1 pieces).
+    #[arg(long)]
+    pub v1: bool,
+    /// A v2 torrent (BEP 52: SHA-256 merkle trees).
+    #[arg(long)]
+    pub v2: bool,
+    /// A hybrid torrent, readable by v1 and v2 clients (the default).
+    #[arg(long)]
+    pub hybrid: bool,
+}
+
+/// `mycel create`
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The file or directory to describe.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Piece size in bytes (a power of two from 16 KiB; K and M suffixes allowed)
+    /// [default: about 1000-2000 pieces].
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub piece_size: Option<u32>,
+    /// Where to write the .torrent file.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `mycel share`
+#[derive(Debug, Args)]
+pub struct ShareArgs {
+    /// A file or directory (a torrent is made in memory), or a .torrent file whose data
+    /// is in --dir.
+    #[arg(value_name = "PATH|FILE.torrent")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Piece size when making a torrent from PATH.
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub piece_size: Option<u32>,
+    /// Directory holding the data of a .torrent [default: the .torrent's directory].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// TCP (peers) and UDP (DHT) address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6881", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+    /// A DHT node to join through; repeat for several.
+    #[arg(long, value_name = "ADDR", value_parser = parse_remote)]
+    pub bootstrap: Vec<SocketAddr>,
+    /// Print one JSON line when seeding starts.
+    #[arg(long)]
+    pub json: bool,
+    /// Upload limit in bytes per second (0: none).
+    #[arg(long, value_name = "BPS", default_value_t = 0, hide = true)]
+    pub upload_limit: u64,
+}
+
+/// `mycel fetch`
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// A magnet link or a .torrent file.
+    #[arg(value_name = "MAGNET|FILE.torrent")]
+    pub source: String,
+    /// Directory to download into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// A peer to connect to (IP:PORT); repeat for several.
+    #[arg(long, value_name = "ADDR", value_parser = parse_remote)]
+    pub peer: Vec<SocketAddr>,
+    /// A DHT node to join through; repeat for several. Without one, only --peer and the
+    /// magnet's x.pe peers are used.
+    #[arg(long, value_name = "ADDR", value_parser = parse_remote)]
+    pub bootstrap: Vec<SocketAddr>,
+    /// TCP (peers) and UDP (DHT) address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0", value_parser = parse_listen)]
+    pub listen: SocketAddr,
+    /// Keep seeding after the download, until SIGINT/SIGTERM.
+    #[arg(long)]
+    pub seed: bool,
+    /// Print a JSON summary at the end.
+    #[arg(long)]
+    pub json: bool,
+    /// Hash all existing data again instead of trusting the resume data.
+    #[arg(long)]
+    pub recheck: bool,
+    /// Where resume data is kept [default: OUT/.mycel].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Give up after this many seconds (exit 1).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
 }
 
 /// `mycel dht ...`
@@ -43,6 +162,66 @@ pub enum DhtCommand {
     Announce(AnnounceArgs),
     /// Look up the nodes closest to an id.
     FindNode(FindNodeArgs),
+    /// Store a small value (at most 1000 bytes) in the DHT: content-hash (--immutable),
+    /// signed (--key and --name) or keyword (--keyword) key. Prints the key to read it with.
+    Put(ItemPutArgs),
+    /// Read a value stored with `mycel dht put`, checking its hash or signature.
+    Get(ItemGetArgs),
+    /// Ask one node for a sample of the info-hashes it stores (BEP 51).
+    Sample(SampleArgs),
+}
+
+/// `mycel dht sample`
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// The node to ask (HOST:PORT).
+    #[arg(value_name = "ADDR", value_parser = parse_remote)]
+    pub addr: SocketAddr,
+    /// Where the nodes it returns should be close to, 40 hex digits [default: random].
+    #[arg(long, value_name = "ID", value_parser = parse_node_id)]
+    pub target: Option<NodeId>,
+    #[command(flatten)]
+    pub common: OneShotArgs,
+}
+
+/// `mycel dht put`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["immutable", "key", "keyword"])))]
+pub struct ItemPutArgs {
+    /// CHK: store VALUE under its SHA-1 hash; it can never change.
+    #[arg(long)]
+    pub immutable: bool,
+    /// SSK: sign with this key file (from `mycel keygen`); needs --name.
+    #[arg(long, value_name = "KEYFILE", requires = "name")]
+    pub key: Option<PathBuf>,
+    /// SSK: the item's name under the key (the BEP 44 salt, at most 64 bytes).
+    #[arg(long, value_name = "NAME", requires = "key")]
+    pub name: Option<String>,
+    /// KSK: a key pair derived from these words; anyone who knows them can write.
+    #[arg(long, value_name = "WORDS")]
+    pub keyword: Option<String>,
+    /// Replace only the version read just before (BEP 44 compare-and-swap); fails if another
+    /// writer got there first.
+    #[arg(long, conflicts_with = "immutable")]
+    pub cas: bool,
+    /// The value, or @FILE to read it from a file.
+    #[arg(value_name = "VALUE|@FILE")]
+    pub value: String,
+    #[command(flatten)]
+    pub common: OneShotArgs,
+}
+
+/// `mycel dht get`
+#[derive(Debug, Args)]
+pub struct ItemGetArgs {
+    /// A CHK (40 hex digits) or an SSK (PUBKEY/NAME: 64 hex digits, a slash, the name).
+    #[arg(value_name = "KEY", required_unless_present = "keyword", conflicts_with = "keyword")]
+    pub key: Option<String>,
+    /// KSK: read the value stored under these words (not authenticated).
+    #[arg(long, value_name = "WORDS")]
+    pub keyword: Option<String>,
+    #[command(flatten)]
+    pub common: OneShotArgs,
 }
 
 /// `mycel dht node`
@@ -177,6 +356,21 @@ fn parse_remote(s: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// A byte count with an optional K or M suffix (binary units).
+fn parse_size(s: &str) -> Result<u32, String> {
+    let (num, mult) = match s.trim_end_matches(['B', 'b', 'i']).chars().last() {
+        Some('K' | 'k') => (&s[..s.find(['K', 'k']).unwrap_or(s.len())], 1024u64),
+        Some('M' | 'm') => (&s[..s.find(['M', 'm']).unwrap_or(s.len())], 1 << 20),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| n.is_power_of_two() && *n >= 16 * 1024)
+        .ok_or_else(|| "expected a power of two of at least 16 KiB, e.g. 262144 or 256K".to_owned())
+}
+
 fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => Ok(secs),
@@ -202,5 +396,9 @@ mod tests {
         assert!(parse_remote("nonsense").is_err());
         assert!(parse_listen("localhost:1").is_err());
         assert!(parse_timeout("0").is_err() && parse_timeout("2.5").is_ok());
+        assert_eq!(parse_size("256K"), Ok(256 * 1024));
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("32768"), Ok(32768));
+        assert!(parse_size("1000").is_err());
     }
 }

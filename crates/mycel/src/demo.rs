@@ -8,7 +8,9 @@
 //!    flash crowd);
 //! 2. settle: wait until the routing tables stop growing;
 //! 3. dht: a few nodes announce a few info-hashes, other nodes look them up with get_peers,
-//!    and find_node lookups for random ids are checked against the true closest node.
+//!    and find_node lookups for random ids are checked against the true closest node;
+//! 4. files (`demo_files.rs`): node 0 shares a generated file, up to 8 nodes fetch it by
+//!    magnet through the DHT, and the report says who uploaded how much to whom.
 //!
 //! The run is reproducible from `--seed` up to timing (ids, info-hashes and every choice of
 //! node come from the seed).
@@ -73,6 +75,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         routing: Summary::of(sizes.iter().map(|&n| n as f64)),
     };
     let dht = dht_phase(&network, &mut rng, &progress).await;
+    progress.phase("sharing a file", 0);
+    let files = crate::demo_files::run(&network.nodes, &mut rng).await?;
     progress.finish();
     let traffic = network.traffic().await;
     network.shutdown().await;
@@ -83,6 +87,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         alpha: args.alpha,
         join,
         dht,
+        files,
         traffic,
         duration_ms: millis(started.elapsed()),
         ok: false,
@@ -114,6 +119,7 @@ struct Report {
     alpha: u8,
     join: JoinReport,
     dht: DhtReport,
+    files: crate::demo_files::FilesReport,
     traffic: Traffic,
     duration_ms: f64,
     /// Every node joined, every announce was stored and every lookup found its peer.
@@ -192,6 +198,7 @@ impl Report {
         }
         self.failures.extend(self.dht.failed_announces.iter().cloned());
         self.failures.extend(self.dht.misses.iter().cloned());
+        self.failures.extend(self.files.failures.iter().cloned());
         if self.dht.get_peers.lookups == 0 {
             self.failures.push("no get_peers lookup ran".to_owned());
         }
@@ -229,6 +236,7 @@ impl Report {
                 self.traffic.timeouts
             ),
         ];
+        lines.extend(self.files.human());
         if self.ok {
             lines.push(format!(
                 "OK: every announced info-hash was found by every lookup ({:.1} s in all)",

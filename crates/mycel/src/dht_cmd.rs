@@ -30,6 +30,9 @@ pub async fn run(command: DhtCommand) -> Result<ExitCode> {
         DhtCommand::GetPeers(args) => get_peers(args).await,
         DhtCommand::Announce(args) => announce(args).await,
         DhtCommand::FindNode(args) => find_node(args).await,
+        DhtCommand::Put(args) => crate::item_cmd::put(args).await,
+        DhtCommand::Get(args) => crate::item_cmd::get(args).await,
+        DhtCommand::Sample(args) => crate::sample_cmd::sample(args).await,
     }
 }
 
@@ -99,7 +102,7 @@ async fn report_progress(handle: Handle, bootstrap_addrs: usize) {
 }
 
 /// Resolves on SIGINT or SIGTERM with the signal's name.
-async fn wait_for_signal() -> Result<&'static str> {
+pub(crate) async fn wait_for_signal() -> Result<&'static str> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -126,15 +129,15 @@ fn default_data_dir() -> Option<PathBuf> {
 }
 
 /// A temporary node for one query, with the deadline from `--timeout`.
-struct OneShot {
-    handle: Handle,
+pub(crate) struct OneShot {
+    pub(crate) handle: Handle,
     deadline: Instant,
     timeout: Duration,
 }
 
 impl OneShot {
     /// Starts the node; with `join`, requires `--bootstrap` and waits until the node has joined.
-    async fn start(common: &OneShotArgs, command: &str, join: bool, target: Option<SocketAddr>) -> Result<Self> {
+    pub(crate) async fn start(common: &OneShotArgs, command: &str, join: bool, target: Option<SocketAddr>) -> Result<Self> {
         if join && common.bootstrap.is_empty() {
             return Err(UsageError(format!(
                 "'mycel dht {command}' needs at least one --bootstrap ADDR to join the DHT through"
@@ -168,13 +171,13 @@ impl OneShot {
     }
 
     /// Waits for `work` until the deadline.
-    async fn within<T>(&self, what: &str, work: impl std::future::Future<Output = T>) -> Result<T> {
+    pub(crate) async fn within<T>(&self, what: &str, work: impl std::future::Future<Output = T>) -> Result<T> {
         tokio::time::timeout(self.remaining(), work)
             .await
             .map_err(|_| anyhow!("{what} did not finish within {:?}", self.timeout))
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         if let Err(e) = self.handle.shutdown().await {
             tracing::warn!("stopping the temporary node: {e}");
         }

@@ -9,8 +9,12 @@
 
 mod cli;
 mod demo;
+mod demo_files;
 mod dht_cmd;
+mod item_cmd;
+mod sample_cmd;
 mod output;
+mod torrent_cmd;
 
 use std::process::ExitCode;
 
@@ -54,6 +58,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Dht(command) => dht_cmd::run(command).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Create(args) => torrent_cmd::create(args).await,
+            Command::Share(args) => torrent_cmd::share(args).await,
+            Command::Fetch(args) => torrent_cmd::fetch(args).await,
+            Command::Keygen(args) => item_cmd::keygen(args),
+            Command::Sim(args) => mycel_sim::cli::run(&args).map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

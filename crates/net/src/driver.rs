@@ -11,14 +11,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mycel_dht::{Event, InfoHash, LookupResult, Node, NodeId, NodeInfo, QueryId, Stats, Transmit};
+use mycel_dht::{
+    Event, ImmutableItem, InfoHash, ItemGetResult, ItemKind, ItemPutResult, LookupResult, MutableItem, Node, NodeId,
+    StoredItem,
+    NodeInfo, QueryId, Stats, Transmit,
+};
 use rand::RngCore;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, trace, warn, Instrument};
 
-use crate::handle::{GetPeersItem, Handle, IoCounters};
+use crate::handle::{GetPeersItem, Handle, IoCounters, Samples};
 use crate::udp::{send_all, try_recv_batch, RecvBatch};
 use crate::store::{Saved, Store};
 use crate::{DhtConfig, NetError};
@@ -37,6 +41,12 @@ pub(crate) enum Command {
     FindNode { target: NodeId, reply: oneshot::Sender<LookupResult> },
     GetPeers { info_hash: InfoHash, items: mpsc::UnboundedSender<GetPeersItem> },
     Announce { info_hash: InfoHash, port: Option<u16>, reply: oneshot::Sender<LookupResult> },
+    PutImmutable { item: ImmutableItem, reply: oneshot::Sender<ItemPutResult> },
+    PutMutable { item: MutableItem, cas: Option<i64>, reply: oneshot::Sender<ItemPutResult> },
+    GetItem { target: NodeId, kind: ItemKind, reply: oneshot::Sender<ItemGetResult> },
+    Publish { item: StoredItem, reply: oneshot::Sender<ItemPutResult> },
+    Sample { addr: SocketAddr, target: NodeId, reply: oneshot::Sender<Result<Samples, NetError>> },
+    Unpublish { target: NodeId, reply: oneshot::Sender<bool> },
     Stats(oneshot::Sender<Stats>),
     RoutingNodes(oneshot::Sender<Vec<NodeInfo>>),
     WaitBootstrapped(oneshot::Sender<usize>),
@@ -48,6 +58,9 @@ enum Pending {
     Ping(oneshot::Sender<Result<(NodeInfo, Duration), NetError>>),
     Lookup(oneshot::Sender<LookupResult>),
     Peers(mpsc::UnboundedSender<GetPeersItem>),
+    ItemPut(oneshot::Sender<ItemPutResult>),
+    ItemGet(oneshot::Sender<ItemGetResult>),
+    Sample(oneshot::Sender<Result<Samples, NetError>>),
 }
 
 impl Pending {
@@ -57,6 +70,9 @@ impl Pending {
             Pending::Ping(tx) => tx.is_closed(),
             Pending::Lookup(tx) => tx.is_closed(),
             Pending::Peers(tx) => tx.is_closed(),
+            Pending::ItemPut(tx) => tx.is_closed(),
+            Pending::ItemGet(tx) => tx.is_closed(),
+            Pending::Sample(tx) => tx.is_closed(),
         }
     }
 }
@@ -67,14 +83,16 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
     let socket = bind_udp(config.listen).map_err(bind_err)?;
     let local_addr = socket.local_addr().map_err(bind_err)?;
 
-    let (store, saved) = match &config.data_dir {
+    let item_ttl = config.node.item_ttl.as_secs();
+    let (store, saved, (saved_items, own_items)) = match &config.data_dir {
         Some(dir) => {
             let path = dir.join(crate::STATE_FILE);
             let dir = dir.clone();
-            let (store, saved) = blocking(move || {
+            let (store, saved, items) = blocking(move || {
                 let store = Store::open(&dir)?;
                 let saved = store.load()?;
-                Ok((store, saved))
+                let items = (store.load_items(unix_now(), item_ttl)?, store.load_own_items()?);
+                Ok((store, saved, items))
             })
             .await
             .map_err(|e| match e {
@@ -82,9 +100,9 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
                 NetError::Internal(reason) => NetError::Corrupt { path, reason },
                 e => e,
             })?;
-            (Some(Arc::new(store)), saved)
+            (Some(Arc::new(store)), saved, items)
         }
-        None => (None, Saved::default()),
+        None => (None, Saved::default(), (Vec::new(), Vec::new())),
     };
 
     let id = match config.id.or(saved.id) {
@@ -107,6 +125,15 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
     let now = now();
     let mut node = Node::new(config.node, id, seed, now);
     span.in_scope(|| {
+        if !saved_items.is_empty() {
+            info!(items = saved_items.len(), "restoring stored items");
+        }
+        let unix = unix_now();
+        for (item, at) in saved_items {
+            // Keep the item's age: it expires when it would have without the restart.
+            let age = Duration::from_secs(unix.saturating_sub(at));
+            node.restore_item(now.checked_sub(age).unwrap_or(now), item);
+        }
         if !saved.nodes.is_empty() {
             info!(nodes = saved.nodes.len(), "restoring saved routing table");
             node.restore(now, &saved.nodes);
@@ -114,6 +141,11 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
         if !config.bootstrap.is_empty() {
             info!(addrs = ?config.bootstrap, "bootstrapping");
             node.bootstrap(now, &config.bootstrap);
+        }
+        for item in own_items {
+            // Published again at once, through the saved nodes and bootstrap addresses (its
+            // waiter is gone), and then every hour.
+            node.publish(now, item);
         }
     });
 
@@ -251,6 +283,34 @@ impl Driver {
                 let query = self.node.announce(now, info_hash, port);
                 self.pending.insert(query, Pending::Lookup(reply));
             }
+            Command::PutImmutable { item, reply } => {
+                let query = self.node.put_immutable(now, item);
+                self.pending.insert(query, Pending::ItemPut(reply));
+            }
+            Command::PutMutable { item, cas, reply } => {
+                let query = self.node.put_mutable(now, item, cas);
+                self.pending.insert(query, Pending::ItemPut(reply));
+            }
+            Command::GetItem { target, kind, reply } => {
+                let query = self.node.get_item(now, target, kind);
+                self.pending.insert(query, Pending::ItemGet(reply));
+            }
+            Command::Publish { item, reply } => {
+                self.in_background("saving a published item", {
+                    let item = item.clone();
+                    move |store| store.save_own_item(&item)
+                });
+                let query = self.node.publish(now, item);
+                self.pending.insert(query, Pending::ItemPut(reply));
+            }
+            Command::Sample { addr, target, reply } => {
+                let query = self.node.sample_infohashes(now, addr, target);
+                self.pending.insert(query, Pending::Sample(reply));
+            }
+            Command::Unpublish { target, reply } => {
+                self.in_background("removing a published item", move |store| store.remove_own_item(&target.0));
+                let _ = reply.send(self.node.unpublish(&target));
+            }
             Command::Stats(reply) => {
                 let _ = reply.send(self.node.stats());
             }
@@ -269,6 +329,8 @@ impl Driver {
     /// are applied before draining again.
     async fn flush(&mut self) {
         loop {
+            // Before the acknowledgements go out: an acknowledged put is on disk.
+            self.persist_items().await;
             self.outbox.clear();
             while let Some(transmit) = self.node.poll_transmit() {
                 self.outbox.push(transmit);
@@ -291,6 +353,34 @@ impl Driver {
             for query in cancels {
                 self.node.cancel(query);
             }
+        }
+    }
+
+    /// Runs a store write on the blocking pool without waiting for it (no-op without a store).
+    fn in_background(&self, what: &'static str, work: impl FnOnce(&Store) -> Result<(), NetError> + Send + 'static) {
+        let Some(store) = self.store.clone() else { return };
+        tokio::spawn(
+            async move {
+                if let Err(e) = blocking(move || work(&store)).await {
+                    warn!("{what} failed: {e}");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    /// Writes the items the node stored since the last call, in one transaction.
+    async fn persist_items(&mut self) {
+        let mut items = Vec::new();
+        while let Some(item) = self.node.poll_item_write() {
+            items.push(item);
+        }
+        let Some(store) = self.store.clone() else { return };
+        if items.is_empty() {
+            return;
+        }
+        if let Err(e) = blocking(move || store.save_items(&items, unix_now())).await {
+            warn!("saving stored items failed: {e}");
         }
     }
 
@@ -322,8 +412,28 @@ impl Driver {
                 Some(Pending::Peers(items)) => {
                     let _ = items.send(GetPeersItem::Done(result));
                 }
-                Some(Pending::Ping(_)) | None => {}
+                _ => {}
             },
+            Event::ItemPutDone { query, result } => {
+                if let Some(Pending::ItemPut(reply)) = self.pending.remove(&query) {
+                    let _ = reply.send(result);
+                }
+            }
+            Event::Samples { query, node, interval, num, samples, nodes } => {
+                if let Some(Pending::Sample(reply)) = self.pending.remove(&query) {
+                    let _ = reply.send(Ok(Samples { node, interval, num, samples, nodes }));
+                }
+            }
+            Event::SamplesFailed { query, addr } => {
+                if let Some(Pending::Sample(reply)) = self.pending.remove(&query) {
+                    let _ = reply.send(Err(NetError::NoAnswer { addr }));
+                }
+            }
+            Event::ItemGot { query, result } => {
+                if let Some(Pending::ItemGet(reply)) = self.pending.remove(&query) {
+                    let _ = reply.send(result);
+                }
+            }
             Event::Bootstrapped { routing_nodes } => {
                 info!(routing_nodes, "bootstrapped");
                 self.bootstrapped = true;
@@ -388,6 +498,11 @@ impl Driver {
         info!(nodes = count, path = %path.display(), "state saved");
         Ok(())
     }
+}
+
+/// Wall-clock seconds since the Unix epoch (what is persisted).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The clock, read through tokio so a paused test clock applies too.

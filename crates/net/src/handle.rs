@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mycel_dht::{InfoHash, LookupResult, NodeId, NodeInfo, Stats};
+use mycel_dht::{
+    ImmutableItem, InfoHash, ItemGetResult, ItemKind, ItemPutResult, LookupResult, MutableItem, NodeId, NodeInfo, Stats,
+    StoredItem,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -73,6 +76,21 @@ impl PeerStream {
         }
         Err(NetError::Stopped)
     }
+}
+
+/// A node's answer to `sample_infohashes` (BEP 51).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Samples {
+    /// Who answered.
+    pub node: NodeInfo,
+    /// Seconds before asking it again (`None`: it does not support BEP 51).
+    pub interval: Option<i64>,
+    /// How many info-hashes it stores.
+    pub num: Option<i64>,
+    /// The sample of info-hashes.
+    pub samples: Vec<InfoHash>,
+    /// Nodes it knows close to the target.
+    pub nodes: Vec<NodeInfo>,
 }
 
 /// Datagram counters of the driver (what the node's own [`Stats`] cannot see).
@@ -172,6 +190,41 @@ impl Handle {
     /// acknowledged.
     pub async fn announce(&self, info_hash: InfoHash, port: Option<u16>) -> Result<LookupResult, NetError> {
         self.request(|reply| Command::Announce { info_hash, port, reply }).await
+    }
+
+    /// Stores an immutable item (BEP 44) on the closest nodes; the result says who stored it
+    /// and who refused with which error.
+    pub async fn put_immutable(&self, item: ImmutableItem) -> Result<ItemPutResult, NetError> {
+        self.request(|reply| Command::PutImmutable { item, reply }).await
+    }
+
+    /// Stores a signed mutable item (BEP 44) on the closest nodes, with an optional `cas`.
+    pub async fn put_mutable(&self, item: MutableItem, cas: Option<i64>) -> Result<ItemPutResult, NetError> {
+        self.request(|reply| Command::PutMutable { item, cas, reply }).await
+    }
+
+    /// Fetches and checks the item under `target` (BEP 44): the immutable value whose hash
+    /// matches, or every valid mutable version with the highest seq first.
+    pub async fn get_item(&self, target: NodeId, kind: ItemKind) -> Result<ItemGetResult, NetError> {
+        self.request(|reply| Command::GetItem { target, kind, reply }).await
+    }
+
+    /// Puts an item now and keeps re-publishing it every hour while the node runs (BEP 44
+    /// items expire after 2 hours). With a data directory the item is saved and published
+    /// again after a restart. The result is that of the first put.
+    pub async fn publish(&self, item: StoredItem) -> Result<ItemPutResult, NetError> {
+        self.request(|reply| Command::Publish { item, reply }).await
+    }
+
+    /// Asks the node at `addr` for a sample of the info-hashes it stores (BEP 51), and for the
+    /// nodes it knows closest to `target`.
+    pub async fn sample_infohashes(&self, addr: SocketAddr, target: NodeId) -> Result<Samples, NetError> {
+        self.request(|reply| Command::Sample { addr, target, reply }).await?
+    }
+
+    /// Stops re-publishing the item under `target`; returns whether it was published.
+    pub async fn unpublish(&self, target: NodeId) -> Result<bool, NetError> {
+        self.request(|reply| Command::Unpublish { target, reply }).await
     }
 
     /// A snapshot of the node's counters.

@@ -35,12 +35,13 @@ mod error;
 mod handle;
 mod store;
 mod udp;
+pub mod torrent;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use error::NetError;
-pub use handle::{GetPeersItem, Handle, IoStats, PeerStream};
+pub use handle::{GetPeersItem, Handle, IoStats, PeerStream, Samples};
 pub use mycel_dht::{Config as NodeConfig, InfoHash, LookupResult, NodeId, NodeInfo, Stats};
 
 /// The file, inside the data directory, holding the node id and the routing table.

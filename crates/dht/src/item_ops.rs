@@ -1,0 +1,385 @@
+//! BEP 44 client operations: get an item from the closest nodes, put one to them.
+//!
+//! Both are lookups with `get` towards the item's target. A get collects every answer that
+//! carries the item and checks it (the hash for an immutable item; key, target and signature
+//! for a mutable one); an immutable get ends at the first valid value, a mutable get ends
+//! when the k closest nodes have answered or at the item deadline, with every valid version
+//! and how many nodes hold each. A put then sends `put` to the k closest nodes that gave a
+//! token and reports who stored it and who refused with which error.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mycel_items::{immutable_target, ImmutableItem, MutableItem};
+use mycel_krpc::{Method, MutableArgs, NodeId, NodeInfo, PutArgs, Response};
+
+use crate::items::StoredItem;
+use crate::lookup::Phase;
+use crate::node::{Node, Purpose};
+use crate::{Event, LookupKind, LookupResult, QueryId};
+
+/// What kind of item a get expects under its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemKind {
+    /// An immutable item: the target is the SHA-1 of the value.
+    Immutable,
+    /// A mutable item stored with this salt (empty for none). The salt is never sent back by
+    /// the storing nodes, so the reader must know it to check the target and signature.
+    Mutable {
+        /// The salt.
+        salt: Vec<u8>,
+    },
+}
+
+/// One valid version of a mutable item seen by a get, and how many nodes sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemVersion {
+    /// The verified item.
+    pub item: MutableItem,
+    /// Nodes that returned exactly this version.
+    pub nodes: usize,
+}
+
+/// The outcome of [`Node::get_item`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemGetResult {
+    /// What was looked up.
+    pub target: NodeId,
+    /// The item: the immutable value that hashes to the target, or the valid mutable version
+    /// with the highest seq. `None` when no node returned a valid one.
+    pub item: Option<StoredItem>,
+    /// Nodes that returned the item above (for a mutable item: that exact version).
+    pub agreeing: usize,
+    /// Every valid mutable version seen, highest seq first (ties: most nodes first).
+    pub versions: Vec<ItemVersion>,
+    /// Answers whose item failed the hash, target or signature check.
+    pub invalid: usize,
+    /// The lookup's own figures (messages, hops, duration, deadline).
+    pub lookup: LookupResult,
+}
+
+/// The outcome of a put ([`Node::put_immutable`], [`Node::put_mutable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemPutResult {
+    /// Where the item was put.
+    pub target: NodeId,
+    /// `put` requests sent: the closest nodes (at most k) that gave a token.
+    pub sent: usize,
+    /// Nodes that acknowledged the put.
+    pub stored: Vec<NodeInfo>,
+    /// Nodes that refused, with their error code (BEP 44: 205, 206, 207, 301, 302).
+    pub refused: Vec<(NodeInfo, i64)>,
+    /// Nodes that did not answer the put in time.
+    pub timed_out: usize,
+    /// Among mutable-item answers of the get phase, the highest seq a node held.
+    pub highest_seq_seen: Option<i64>,
+    /// The lookup's own figures (messages include the puts).
+    pub lookup: LookupResult,
+}
+
+/// How a `put` request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PutReply {
+    Stored,
+    Refused(i64),
+    TimedOut,
+}
+
+/// The state an item lookup carries.
+pub(crate) struct ItemOp {
+    target: NodeId,
+    mode: Mode,
+    // Get side.
+    versions: Vec<ItemVersion>,
+    immutable: Option<(ImmutableItem, usize)>,
+    invalid: usize,
+    // Put side.
+    holders: BTreeSet<SocketAddr>,
+    highest_seq_seen: Option<i64>,
+    sent: usize,
+    stored: Vec<NodeInfo>,
+    refused: Vec<(NodeInfo, i64)>,
+    timed_out: usize,
+    /// Nodes whose `put` missed its soft timeout and is still outstanding.
+    slow: BTreeSet<SocketAddr>,
+}
+
+enum Mode {
+    Get(ItemKind),
+    Put(StoredItem, Option<i64>),
+}
+
+impl ItemOp {
+    fn new(target: NodeId, mode: Mode) -> Box<Self> {
+        Box::new(ItemOp {
+            target,
+            mode,
+            versions: Vec::new(),
+            immutable: None,
+            invalid: 0,
+            holders: BTreeSet::new(),
+            highest_seq_seen: None,
+            sent: 0,
+            stored: Vec::new(),
+            refused: Vec::new(),
+            timed_out: 0,
+            slow: BTreeSet::new(),
+        })
+    }
+
+    /// The event that ends the operation.
+    pub(crate) fn into_event(self, query: QueryId, mut lookup: LookupResult) -> Event {
+        match self.mode {
+            Mode::Put(..) => {
+                lookup.announced_to = self.stored.len();
+                Event::ItemPutDone {
+                    query,
+                    result: ItemPutResult {
+                        target: self.target,
+                        sent: self.sent,
+                        stored: self.stored,
+                        refused: self.refused,
+                        timed_out: self.timed_out,
+                        highest_seq_seen: self.highest_seq_seen,
+                        lookup,
+                    },
+                }
+            }
+            Mode::Get(_) => {
+                let mut versions = self.versions;
+                versions.sort_by(|a, b| b.item.seq().cmp(&a.item.seq()).then(b.nodes.cmp(&a.nodes)));
+                let (item, agreeing) = match (self.immutable, versions.first()) {
+                    (Some((i, n)), _) => (Some(StoredItem::Immutable(i)), n),
+                    (None, Some(v)) => (Some(StoredItem::Mutable(v.item.clone())), v.nodes),
+                    (None, None) => (None, 0),
+                };
+                let result =
+                    ItemGetResult { target: self.target, item, agreeing, versions, invalid: self.invalid, lookup };
+                Event::ItemGot { query, result }
+            }
+        }
+    }
+
+    /// Checks the item in one `get` answer. Returns true when the get can end at once (a
+    /// valid immutable value: there is only one).
+    fn on_get_answer(&mut self, from: SocketAddr, r: &Response<'_>) -> bool {
+        if let Some(seq) = r.seq {
+            self.holders.insert(from);
+            self.highest_seq_seen = Some(self.highest_seq_seen.map_or(seq, |s| s.max(seq)));
+        }
+        let Mode::Get(kind) = &self.mode else { return false };
+        let Some(v) = r.v else { return false };
+        match kind {
+            ItemKind::Immutable => {
+                let valid = immutable_target(v) == self.target.0;
+                match ImmutableItem::new(v.to_vec()) {
+                    Ok(item) if valid => {
+                        let n = self.immutable.as_ref().map_or(0, |(_, n)| *n);
+                        self.immutable = Some((item, n + 1));
+                        true
+                    }
+                    _ => {
+                        self.invalid += 1;
+                        false
+                    }
+                }
+            }
+            ItemKind::Mutable { salt } => {
+                let (Some(k), Some(sig), Some(seq)) = (r.k, r.sig, r.seq) else {
+                    self.invalid += 1;
+                    return false;
+                };
+                match MutableItem::verify(k, salt.clone(), seq, v.to_vec(), sig) {
+                    Ok(item) if item.target() == self.target.0 => {
+                        match self.versions.iter_mut().find(|x| x.item == item) {
+                            Some(x) => x.nodes += 1,
+                            None => self.versions.push(ItemVersion { item, nodes: 1 }),
+                        }
+                    }
+                    _ => self.invalid += 1,
+                }
+                false
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Stores an immutable item on the k nodes closest to its target: a `get` lookup for
+    /// tokens, then `put`. Ends with [`Event::ItemPutDone`].
+    pub fn put_immutable(&mut self, now: Instant, item: ImmutableItem) -> QueryId {
+        let target = NodeId(item.target());
+        self.start_item_op(now, ItemOp::new(target, Mode::Put(StoredItem::Immutable(item), None)))
+    }
+
+    /// Stores a signed mutable item on the k nodes closest to its target; `cas` is sent to the
+    /// nodes that reported holding a version. Ends with [`Event::ItemPutDone`].
+    pub fn put_mutable(&mut self, now: Instant, item: MutableItem, cas: Option<i64>) -> QueryId {
+        let target = NodeId(item.target());
+        self.start_item_op(now, ItemOp::new(target, Mode::Put(StoredItem::Mutable(item), cas)))
+    }
+
+    /// Fetches the item under `target` from the closest nodes, checking every answer. Ends
+    /// with [`Event::ItemGot`].
+    pub fn get_item(&mut self, now: Instant, target: NodeId, kind: ItemKind) -> QueryId {
+        self.start_item_op(now, ItemOp::new(target, Mode::Get(kind)))
+    }
+
+    /// The next item stored (or refreshed) for another node since the last call. A driver that
+    /// keeps items across restarts writes these to disk *before* sending the datagrams queued
+    /// with them, so every acknowledged put is durable. Drain it even without a disk (the
+    /// queue is not bounded otherwise).
+    pub fn poll_item_write(&mut self) -> Option<StoredItem> {
+        self.item_writes.pop_front()
+    }
+
+    /// The items stored for others, with the instant of their last put, in target order
+    /// (for saving them across restarts).
+    pub fn stored_items(&self, now: Instant) -> Vec<(StoredItem, Instant)> {
+        self.items.items(now).map(|(item, at)| (item.clone(), at)).collect()
+    }
+
+    /// Puts back an item saved from an earlier run, as last put at `at` (so it expires when
+    /// it would have). A mutable item older than the one held is ignored.
+    pub fn restore_item(&mut self, at: Instant, item: StoredItem) {
+        match item {
+            StoredItem::Immutable(i) => self.items.put_immutable(at, i),
+            StoredItem::Mutable(m) => {
+                let _ = self.items.put_mutable(at, m, None);
+            }
+        }
+    }
+
+    /// Puts an item now (like [`Node::put_immutable`] / [`Node::put_mutable`], ending with
+    /// [`Event::ItemPutDone`]) and keeps putting it every `republish_interval` until
+    /// [`Node::unpublish`]. Re-publishing runs without events. A newer version of a mutable
+    /// item replaces the older one in the list.
+    pub fn publish(&mut self, now: Instant, item: StoredItem) -> QueryId {
+        self.own_items.insert(item.target(), item.clone());
+        self.next_republish.get_or_insert(now + self.cfg.republish_interval);
+        let target = NodeId(item.target());
+        self.start_item_op(now, ItemOp::new(target, Mode::Put(item, None)))
+    }
+
+    /// Stops re-publishing the item under `target`; returns whether it was published.
+    pub fn unpublish(&mut self, target: &NodeId) -> bool {
+        let was = self.own_items.remove(&target.0).is_some();
+        if self.own_items.is_empty() {
+            self.next_republish = None;
+        }
+        was
+    }
+
+    /// The items this node publishes, in target order (for saving across restarts; give
+    /// them back with [`Node::publish`]).
+    pub fn published(&self) -> Vec<StoredItem> {
+        self.own_items.values().cloned().collect()
+    }
+
+    /// Puts every published item again when the interval has passed. One lookup per item:
+    /// batching items whose targets share a region of the key space is left to do.
+    pub(crate) fn republish_due(&mut self, now: Instant) {
+        if self.next_republish.is_none_or(|t| now < t) {
+            return;
+        }
+        self.next_republish = Some(now + self.cfg.republish_interval);
+        let items: Vec<StoredItem> = self.own_items.values().cloned().collect();
+        for item in items {
+            let q = self.new_query_id();
+            let target = NodeId(item.target());
+            let op = ItemOp::new(target, Mode::Put(item, None));
+            self.start_lookup_full(now, q, LookupKind::PutItem(target), true, None, Some(op));
+        }
+    }
+
+    fn start_item_op(&mut self, now: Instant, op: Box<ItemOp>) -> QueryId {
+        let q = self.new_query_id();
+        let kind = match op.mode {
+            Mode::Get(_) => LookupKind::GetItem(op.target),
+            Mode::Put(..) => LookupKind::PutItem(op.target),
+        };
+        self.start_lookup_full(now, q, kind, false, None, Some(op));
+        q
+    }
+
+    /// A `get` answer of an item lookup (the lookup has already taken its nodes and token).
+    pub(crate) fn item_response(&mut self, now: Instant, q: QueryId, node: NodeInfo, r: &Response<'_>) {
+        let Some(op) = self.lookups.get_mut(&q).and_then(|l| l.item.as_mut()) else { return };
+        if op.on_get_answer(node.addr, r) {
+            self.finish_lookup(now, q);
+        }
+    }
+
+    /// The search of a put lookup ended: `put` to the closest nodes that gave a token.
+    pub(crate) fn start_item_puts(&mut self, now: Instant, q: QueryId) {
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        let targets = l.announce_targets();
+        let Some(op) = l.item.take() else { return };
+        l.phase = Phase::Announcing { outstanding: 0 };
+        let Mode::Put(item, cas) = &op.mode else { return };
+        let mut sent = 0;
+        for (node, token) in targets {
+            let put = match item {
+                StoredItem::Immutable(i) => PutArgs { token: &token, v: i.value(), mutable: None },
+                StoredItem::Mutable(m) => PutArgs {
+                    token: &token,
+                    v: m.value(),
+                    mutable: Some(MutableArgs {
+                        k: *m.public_key(),
+                        sig: *m.signature(),
+                        seq: m.seq(),
+                        salt: m.salt(),
+                        // BEP 44: no cas to a node that returned nothing.
+                        cas: cas.filter(|_| op.holders.contains(&node.addr)),
+                    }),
+                },
+            };
+            if self.send_query(now, node.addr, Some(node.id), Method::Put(put), Purpose::ItemPut(q)) {
+                sent += 1;
+            }
+        }
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        let mut op = op;
+        op.sent = sent;
+        l.item = Some(op);
+        l.announces_sent += sent;
+        l.phase = Phase::Announcing { outstanding: sent };
+        if sent == 0 {
+            self.finish_lookup(now, q);
+        }
+    }
+
+    /// A `put` missed its soft timeout. When every outstanding put is slow and a quorum of the
+    /// nodes put to have stored the item, the put reports now instead of waiting for the hard
+    /// timeouts: the item is where it should be, and late answers only refine the count.
+    pub(crate) fn item_put_slow(&mut self, now: Instant, q: QueryId, addr: SocketAddr) {
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        let Phase::Announcing { outstanding } = l.phase else { return };
+        let Some(op) = l.item.as_mut() else { return };
+        op.slow.insert(addr);
+        if op.slow.len() >= outstanding && op.stored.len() >= op.sent.div_ceil(2) {
+            op.timed_out += outstanding;
+            self.finish_lookup(now, q);
+        }
+    }
+
+    /// One `put` ended.
+    pub(crate) fn item_put_ack(&mut self, now: Instant, q: QueryId, node: NodeInfo, reply: PutReply) {
+        let Some(l) = self.lookups.get_mut(&q) else { return };
+        let Phase::Announcing { outstanding } = l.phase else { return };
+        if let Some(op) = l.item.as_mut() {
+            op.slow.remove(&node.addr);
+            match reply {
+                PutReply::Stored => op.stored.push(node),
+                PutReply::Refused(code) => op.refused.push((node, code)),
+                PutReply::TimedOut => op.timed_out += 1,
+            }
+        }
+        let outstanding = outstanding.saturating_sub(1);
+        l.phase = Phase::Announcing { outstanding };
+        if outstanding == 0 {
+            self.finish_lookup(now, q);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Peer connections: a reader task and a writer task per TCP stream, and dialing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mycel_swarm::PeerKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Time allowed for a TCP connect.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read buffer per connection.
+const READ_BUF: usize = 256 * 1024;
+/// Queued outgoing bytes gathered into one `write`.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// What connections tell their torrent's task.
+pub(crate) enum ConnEvent {
+    /// A dial finished.
+    Dialed { addr: SocketAddr, stream: Option<TcpStream> },
+    /// The listener accepted a connection for this torrent; `initial` is the handshake it
+    /// already read.
+    Incoming { stream: TcpStream, addr: SocketAddr, initial: Vec<u8> },
+    /// Bytes from a peer.
+    Bytes { key: PeerKey, data: Vec<u8> },
+    /// The connection is gone (EOF, error).
+    Closed { key: PeerKey },
+}
+
+/// The torrent task's side of a connection. Dropping it closes the connection: the
+/// writer flushes what it has and shuts the socket down, the reader is aborted.
+pub(crate) struct Conn {
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    reader: JoinHandle<()>,
+}
+
+impl Conn {
+    /// Queues bytes for the peer.
+    pub(crate) fn send(&self, data: Vec<u8>) {
+        let _ = self.writer.send(data);
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// Starts the reader and writer tasks of a connected stream.
+pub(crate) fn start(
+    stream: TcpStream,
+    key: PeerKey,
+    events: mpsc::Sender<ConnEvent>,
+    limiter: Option<Arc<RateLimiter>>,
+) -> Conn {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let ev = events.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if ev.send(ConnEvent::Bytes { key, data: buf[..n].to_vec() }).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = ev.send(ConnEvent::Closed { key }).await;
+    });
+    tokio::spawn(async move {
+        while let Some(mut data) = rx.recv().await {
+            // Coalesce what is already queued: one write per batch, not per block.
+            while data.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(more) => data.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            if let Some(l) = &limiter {
+                l.take(data.len() as u64).await;
+            }
+            if wr.write_all(&data).await.is_err() {
+                let _ = events.send(ConnEvent::Closed { key }).await;
+                return;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    Conn { writer: tx, reader }
+}
+
+/// Dials `addr` in the background; the outcome arrives as [`ConnEvent::Dialed`].
+/// With `local`, the connection leaves from that IP (the session's listen IP), so peers
+/// see the address they would dial back.
+pub(crate) fn dial(addr: SocketAddr, local: Option<IpAddr>, events: mpsc::Sender<ConnEvent>) {
+    tokio::spawn(async move {
+        let connect = async {
+            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            if let Some(ip) = local.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
+                socket.bind(SocketAddr::new(ip, 0))?;
+            }
+            socket.connect(addr).await
+        };
+        let stream = match tokio::time::timeout(DIAL_TIMEOUT, connect).await {
+            Ok(Ok(s)) => Some(s),
+            _ => None,
+        };
+        let _ = events.send(ConnEvent::Dialed { addr, stream }).await;
+    });
+}
+
+/// A token bucket shared by the writers of one torrent.
+pub(crate) struct RateLimiter {
+    rate: u64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    /// `rate` bytes per second, with a burst of a quarter second.
+    pub(crate) fn new(rate: u64) -> Self {
+        RateLimiter { rate, state: Mutex::new((rate as f64 / 4.0, Instant::now())) }
+    }
+
+    /// Waits until `n` bytes may go out.
+    pub(crate) async fn take(&self, n: u64) {
+        let wait = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let burst = self.rate as f64 / 4.0;
+            s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.rate as f64).min(burst);
+            s.1 = now;
+            s.0 -= n as f64;
+            if s.0 < 0.0 {
+                Duration::from_secs_f64(-s.0 / self.rate as f64)
+            } else {
+                Duration::ZERO
+            }
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! From a parsed torrent to the engine's [`Layout`], and piece verification for rechecks.
+
+use mycel_metainfo::{Info, Metainfo, TorrentVersion};
+use mycel_swarm::{merkle_root, InfoHashes, Layout, Trust, V2Piece, BLOCK_LEN};
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+use super::TorrentError;
+
+/// The engine's view of a torrent. `metainfo` carries the v2 piece layers; without it (a
+/// magnet link's bare info dictionary) a hybrid torrent is verified by its v1 hashes only
+/// and a v2-only torrent is refused.
+pub fn layout_for(info: &Info, metainfo: Option<&Metainfo>) -> Result<Layout, TorrentError> {
+    let ids = info.info_hashes();
+    let bad = |e: mycel_swarm::LayoutError| TorrentError::Invalid(e.to_string());
+    let v1 = ids.v1().map(|h| h.0);
+    let v2 = ids.v2().map(|h| h.0);
+    let pl = info.piece_length();
+    match (info.version(), metainfo) {
+        (TorrentVersion::V1, _) | (TorrentVersion::Hybrid, None) => {
+            let hash = v1.ok_or_else(|| TorrentError::Invalid("no v1 info-hash".into()))?;
+            Layout::v1(hash, info.piece_space_size(), pl, info.v1_piece_hashes().to_vec()).map_err(bad)
+        }
+        (TorrentVersion::V2, None) => Err(TorrentError::Unsupported(
+            "v2-only magnet links (their piece layers are not fetched yet); use the .torrent file".into(),
+        )),
+        (TorrentVersion::V2, Some(m)) => {
+            let pieces = v2_pieces(info, m)?;
+            let lens: Vec<u64> = info.files().iter().filter(|f| !f.attr.pad).map(|f| f.length).collect();
+            let hash = v2.ok_or_else(|| TorrentError::Invalid("no v2 info-hash".into()))?;
+            Layout::v2(hash, pl, &lens, pieces).map_err(bad)
+        }
+        (TorrentVersion::Hybrid, Some(m)) => {
+            let pieces = v2_pieces(info, m)?;
+            let hashes = InfoHashes { v1, v2 };
+            let total = info.piece_space_size();
+            Layout::hybrid(hashes, total, pl, info.v1_piece_hashes().to_vec(), pieces, Trust::Both).map_err(bad)
+        }
+    }
+}
+
+/// Merkle data of every piece, file by file (files are piece-aligned in v2 and hybrid).
+fn v2_pieces(info: &Info, m: &Metainfo) -> Result<Vec<V2Piece>, TorrentError> {
+    let pl = u64::from(info.piece_length());
+    let per_piece = info.piece_length() / BLOCK_LEN;
+    let mut out = Vec::new();
+    for (i, f) in info.files().iter().enumerate() {
+        if f.attr.pad || f.length == 0 {
+            continue;
+        }
+        let missing = || TorrentError::Invalid(format!("no piece layer for {}", f.display_path()));
+        let file_root = f.pieces_root.ok_or_else(missing)?;
+        if f.length <= pl {
+            let blocks = f.length.div_ceil(u64::from(BLOCK_LEN)) as u32;
+            let leaves = blocks.next_power_of_two();
+            out.push(V2Piece { root: file_root, leaves, data_len: f.length as u32, file_root, leaf_index: 0 });
+            continue;
+        }
+        let layer = m.piece_layer(i).ok_or_else(missing)?;
+        for (j, root) in layer.iter().enumerate() {
+            let start = j as u64 * pl;
+            let data_len = (f.length - start).min(pl) as u32;
+            let leaf_index = j as u32 * per_piece;
+            out.push(V2Piece { root: *root, leaves: per_piece, data_len, file_root, leaf_index });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `data` (the whole piece) matches what `layout` expects of piece `piece`: its
+/// SHA-1 and/or its merkle subtree root.
+pub fn verify_piece(layout: &Layout, piece: u32, data: &[u8]) -> bool {
+    if let Some(h) = layout.v1_hash(piece) {
+        if <[u8; 20]>::from(Sha1::digest(data)) != *h {
+            return false;
+        }
+    }
+    if let Some(p) = layout.v2_piece(piece) {
+        let end = (p.data_len as usize).min(data.len());
+        let leaves: Vec<[u8; 32]> = data[..end].chunks(BLOCK_LEN as usize).map(|c| Sha256::digest(c).into()).collect();
+        if merkle_root(&leaves, p.leaves) != p.root {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use mycel_metainfo::{CreateOptions, FileSpec, TorrentBuilder};
+
+    use super::*;
+
+    /// A two-file torrent of `version` and its piece space (pad bytes as zeros).
+    fn torrent(version: TorrentVersion) -> (Metainfo, Vec<u8>) {
+        let files = vec![
+            FileSpec { path: vec!["a".into()], length: 100_000, executable: false, hidden: false },
+            FileSpec { path: vec!["b".into()], length: 40_000, executable: false, hidden: false },
+        ];
+        let data: Vec<Vec<u8>> = vec![(0..100_000).map(|i| (i % 251) as u8).collect(), vec![7; 40_000]];
+        let opts = CreateOptions { version, piece_length: Some(32 * 1024), ..CreateOptions::default() };
+        let mut b = TorrentBuilder::directory("t", files, opts).expect("builder");
+        b.hash_all(|f, off, buf: &mut [u8]| -> Result<(), ()> {
+            buf.copy_from_slice(&data[f][off as usize..off as usize + buf.len()]);
+            Ok(())
+        })
+        .expect("hash");
+        let m = Metainfo::from_bytes(&b.finish().expect("finish")).expect("parse");
+        let mut space = vec![0u8; m.info().piece_space_size() as usize];
+        for (f, bytes) in m.info().files().iter().filter(|f| !f.attr.pad).zip(&data) {
+            space[f.offset as usize..f.end() as usize].copy_from_slice(bytes);
+        }
+        (m, space)
+    }
+
+    #[test]
+    fn every_version_verifies_its_pieces_and_rejects_a_flipped_byte() {
+        for version in [TorrentVersion::V1, TorrentVersion::V2, TorrentVersion::Hybrid] {
+            let (m, mut space) = torrent(version);
+            let layout = layout_for(m.info(), Some(&m)).expect("layout");
+            assert_eq!(layout.piece_count(), m.info().num_pieces(), "{version:?}");
+            let pl = layout.piece_length() as usize;
+            for p in 0..layout.piece_count() {
+                let a = p as usize * pl;
+                let piece = &space[a..a + layout.piece_len(p) as usize];
+                assert!(verify_piece(&layout, p, piece), "{version:?} piece {p}");
+            }
+            space[5] ^= 1;
+            assert!(!verify_piece(&layout, 0, &space[..layout.piece_len(0) as usize]), "{version:?}");
+        }
+    }
+
+    #[test]
+    fn magnets_without_piece_layers() {
+        let (v2, _) = torrent(TorrentVersion::V2);
+        assert!(matches!(layout_for(v2.info(), None), Err(TorrentError::Unsupported(_))));
+        let (hybrid, _) = torrent(TorrentVersion::Hybrid);
+        let layout = layout_for(hybrid.info(), None).expect("hybrid by v1 hashes");
+        assert!(layout.v2_piece(0).is_none() && layout.v1_hash(0).is_some());
+    }
+}
