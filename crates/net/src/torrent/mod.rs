@@ -102,7 +102,7 @@ impl SessionConfig {
             disk_threads: 0,
             // More disk reads in flight per peer than the engine's default: on a fast link
             // a seeder otherwise waits on its pool between blocks.
-            swarm: mycel_swarm::Config { max_reads_per_peer: 256, ..mycel_swarm::Config::default() },
+            swarm: mycel_swarm::Config { max_reads_per_peer: 64, ..mycel_swarm::Config::default() },
             upload_limit: 0,
         }
     }
