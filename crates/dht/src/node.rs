@@ -298,7 +298,7 @@ impl Node {
     /// token. `port: None` announces with `implied_port` (the UDP source port).
     pub fn announce(&mut self, now: Instant, info_hash: InfoHash, port: Option<u16>) -> QueryId {
         let q = self.new_query_id();
-        self.start_lookup_with(now, q, LookupKind::Announce(info_hash), false, port);
+        self.start_lookup_full(now, q, LookupKind::Announce(info_hash), false, port, None);
         q
     }
 
@@ -590,19 +590,8 @@ impl Node {
 
     fn start_lookup(&mut self, now: Instant, kind: LookupKind, internal: bool) -> QueryId {
         let q = self.new_query_id();
-        self.start_lookup_with(now, q, kind, internal, None);
+        self.start_lookup_full(now, q, kind, internal, None, None);
         q
-    }
-
-    pub(crate) fn start_lookup_with(
-        &mut self,
-        now: Instant,
-        q: QueryId,
-        kind: LookupKind,
-        internal: bool,
-        port: Option<u16>,
-    ) {
-        self.start_lookup_full(now, q, kind, internal, port, None);
     }
 
     pub(crate) fn start_lookup_full(

@@ -117,25 +117,7 @@ impl Path {
         if budget == 0 {
             return out;
         }
-        // The window: the k closest candidates that have not failed, widened by the number of
-        // slow ones among them so a slow node does not hold a place.
-        let mut window = self.k;
-        let mut seen = 0;
-        let mut picks = Vec::new();
-        for (d, c) in &self.candidates {
-            if c.state == CState::Failed {
-                continue;
-            }
-            if seen >= window {
-                break;
-            }
-            seen += 1;
-            match c.state {
-                CState::Slow | CState::Resent => window += 1,
-                CState::Fresh if picks.len() < budget => picks.push(*d),
-                _ => {}
-            }
-        }
+        let picks: Vec<Distance> = self.fresh_in_window().take(budget).collect();
         for d in picks {
             let Some(c) = self.candidates.get_mut(&d) else { continue };
             if !self.queried.insert(c.info.addr) || !claimed.insert(c.info.addr) {
@@ -150,26 +132,36 @@ impl Path {
         out
     }
 
+    /// Unqueried candidates within the window, nearest first. The window is the k closest
+    /// candidates that have not failed, widened by one for each slow or resent one among them,
+    /// so a node that does not answer in time does not hold a place.
+    fn fresh_in_window(&self) -> impl Iterator<Item = Distance> + '_ {
+        let mut window = self.k;
+        let mut seen = 0;
+        self.candidates
+            .iter()
+            .filter(|(_, c)| c.state != CState::Failed)
+            .take_while(move |(_, c)| {
+                if seen >= window {
+                    return false;
+                }
+                seen += 1;
+                if matches!(c.state, CState::Slow | CState::Resent) {
+                    window += 1;
+                }
+                true
+            })
+            .filter(|(_, c)| c.state == CState::Fresh)
+            .map(|(d, _)| *d)
+    }
+
     /// Whether the search phase has nothing left to do.
     pub fn search_finished(&self) -> bool {
         if self.in_flight > 0 || !self.seeds.is_empty() {
             return false;
         }
-        let mut seen = 0;
-        let mut window = self.k;
-        for c in self.candidates.values() {
-            if c.state == CState::Failed {
-                continue;
-            }
-            if seen >= window {
-                break;
-            }
-            seen += 1;
-            match c.state {
-                CState::Fresh => return false,
-                CState::Slow | CState::Resent => window += 1,
-                _ => {}
-            }
+        if self.fresh_in_window().next().is_some() {
+            return false;
         }
         // Only slow requests (or none) left: with nothing fresh within reach, waiting on
         // them is all that would remain; stop unless a resent one (or, when patient, a slow
