@@ -1,6 +1,8 @@
 //! Figures for BENCHMARKS.md: BEP 44 put and get latency and messages on a loopback network of
-//! real nodes (one process, one UDP socket per node). Ignored in CI; run with
-//! `cargo test --release -p mycel-net --test items_figures -- --ignored --nocapture`.
+//! real nodes (one process, one UDP socket per node). Run with
+//! `cargo bench -p mycel-net --bench items_loopback`.
+
+#![allow(missing_docs)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -21,8 +23,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "figures, not a check"]
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(put_and_get_on_a_loopback_network());
+}
+
 async fn put_and_get_on_a_loopback_network() {
     let mut rng = ChaCha8Rng::seed_from_u64(44);
     let mut nodes: Vec<Handle> = Vec::with_capacity(NODES);
