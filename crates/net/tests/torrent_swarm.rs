@@ -11,34 +11,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mycel_metainfo::{CreateOptions, Metainfo, TorrentBuilder, TorrentVersion};
-use mycel_net::torrent::{AddOptions, Existing, Session, SessionConfig, SessionHandle, TorrentError, TorrentSource};
+use mycel_metainfo::{Metainfo, TorrentVersion};
+use mycel_net::torrent::{AddOptions, Existing, SessionHandle, TorrentError, TorrentSource};
 use mycel_storage::{FaultMode, FaultyStorage, ResumeStore, Storage};
-use rand::{Rng, SeedableRng};
 
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..len).map(|_| rng.gen()).collect()
-}
+mod support;
 
-fn torrent(data: &[u8], version: TorrentVersion, piece: u32) -> Metainfo {
-    let opts = CreateOptions { version, piece_length: Some(piece), ..CreateOptions::default() };
-    let mut b = TorrentBuilder::single_file("blob.bin", data.len() as u64, opts).unwrap();
-    b.hash_all(|_, off, buf: &mut [u8]| -> Result<(), ()> {
-        buf.copy_from_slice(&data[off as usize..off as usize + buf.len()]);
-        Ok(())
-    })
-    .unwrap();
-    Metainfo::from_bytes(&b.finish().unwrap()).unwrap()
-}
-
-async fn session(ip: &str, data_dir: Option<&Path>, limit: u64) -> SessionHandle {
-    let mut cfg = SessionConfig::new(format!("{ip}:0").parse().unwrap());
-    cfg.data_dir = data_dir.map(Path::to_path_buf);
-    cfg.upload_limit = limit;
-    cfg.disk_threads = 2;
-    Session::start(cfg).await.unwrap()
-}
+use support::{content, session, torrent};
 
 async fn seed(ip: &str, dir: &Path, m: &Metainfo, data: &[u8], corrupt: bool, limit: u64) -> SessionHandle {
     std::fs::write(dir.join("blob.bin"), data).unwrap();
@@ -154,36 +133,4 @@ async fn failing_disk_stops_with_clear_error_and_consistent_resume() {
             assert_eq!(on_disk[a..b], data[a..b], "piece {p} recorded but not on disk");
         }
     }
-}
-
-/// Figure: resident memory of one session seeding 100 torrents (4 MiB each, idle).
-/// `cargo test --release -p mycel-net --test torrent_swarm -- --ignored --nocapture rss`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a figure, not a check"]
-async fn rss_seeding_100_torrents() {
-    fn rss_kib() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let s = session("127.0.0.12", Some(&tmp.path().join(".data")), 0).await;
-    let before = rss_kib();
-    let mut handles = Vec::new();
-    for i in 0..100u64 {
-        let data = content(4 << 20, 1000 + i);
-        let m = torrent(&data, TorrentVersion::Hybrid, 64 * 1024);
-        let dir = tmp.path().join(format!("t{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("blob.bin"), &data).unwrap();
-        let opts = AddOptions { existing: Existing::Complete, ..AddOptions::default() };
-        handles.push(s.add_torrent(TorrentSource::Metainfo(Box::new(m)), dir, opts).await.unwrap());
-    }
-    for h in &handles {
-        h.wait_complete().await.unwrap();
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = rss_kib();
-    println!("RSS: {before} KiB before, {after} KiB seeding 100 torrents ({} KiB per torrent)", (after - before) / 100);
-    s.shutdown().await;
 }
