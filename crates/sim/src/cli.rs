@@ -180,9 +180,6 @@ impl SimArgs {
         if self.lookups == 0 {
             return Err(SimError::invalid("lookups", "need at least one lookup"));
         }
-        if self.disjoint > 1 && !cfg!(dht_disjoint) {
-            return Err(SimError::NoDisjoint(self.disjoint));
-        }
         Ok(sc)
     }
 }

@@ -34,9 +34,6 @@ pub mod sybil;
 
 pub use metrics::{LookupRecord, Report, Summary};
 
-/// Whether this build's DHT node supports disjoint lookup paths (`Config::disjoint_paths`),
-/// which `--disjoint` needs.
-pub const DISJOINT_PATHS: bool = cfg!(dht_disjoint);
 pub use net::{NetParams, Partition};
 pub use params::{Attack, Churn, FloodParams, Protocol, Scenario};
 pub use scenario::Sim;
@@ -66,9 +63,6 @@ pub enum SimError {
         /// Available memory, MiB.
         available_mib: u64,
     },
-    /// `--disjoint` above 1 with a DHT node built without `Config::disjoint_paths`.
-    #[error("invalid --disjoint {0}: this build of mycel-dht has no Config::disjoint_paths")]
-    NoDisjoint(usize),
     /// A file of summaries could not be read.
     #[error("{path} line {line}: {reason}")]
     Parse {

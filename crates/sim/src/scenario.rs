@@ -242,10 +242,7 @@ impl Sim {
             cfg.max_request_timeout = t;
             cfg.min_request_timeout = cfg.min_request_timeout.min(t);
         }
-        #[cfg(dht_disjoint)]
-        {
-            cfg.disjoint_paths = self.sc.disjoint;
-        }
+        cfg.disjoint_paths = self.sc.disjoint;
         cfg
     }
 

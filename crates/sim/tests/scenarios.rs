@@ -160,10 +160,6 @@ fn sybils_hurt_lookups() {
 
 #[test]
 fn disjoint_paths_resist_an_eclipse() {
-    if !mycel_sim::DISJOINT_PATHS {
-        eprintln!("skipped: this mycel-dht has no Config::disjoint_paths");
-        return;
-    }
     let seed = 18;
     let mk = |d| {
         let mut sc = small(300, 150, seed, Protocol::Kademlia);
