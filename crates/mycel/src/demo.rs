@@ -9,7 +9,9 @@
 //! 2. settle: wait until the routing tables stop growing;
 //! 3. dht: a few nodes announce a few info-hashes, other nodes look them up with get_peers,
 //!    and find_node lookups for random ids are checked against the true closest node;
-//! 4. files (`demo_files.rs`): node 0 shares a generated file, up to 8 nodes fetch it by
+//! 4. items (`demo_items.rs`): one node stores a CHK, an SSK (signed with a key made from
+//!    the seed) and a KSK item, and three other nodes read each one back and check it;
+//! 5. files (`demo_files.rs`): node 0 shares a generated file, up to 8 nodes fetch it by
 //!    magnet through the DHT, and the report says who uploaded how much to whom.
 //!
 //! The run is reproducible from `--seed` up to timing (ids, info-hashes and every choice of
@@ -75,6 +77,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         routing: Summary::of(sizes.iter().map(|&n| n as f64)),
     };
     let dht = dht_phase(&network, &mut rng, &progress).await;
+    progress.phase("storing and reading items", 0);
+    let items = crate::demo_items::run(&network.nodes, &mut rng).await;
     progress.phase("sharing a file", 0);
     let files = crate::demo_files::run(&network.nodes, &mut rng).await?;
     progress.finish();
@@ -87,6 +91,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         alpha: args.alpha,
         join,
         dht,
+        items,
         files,
         traffic,
         duration_ms: millis(started.elapsed()),
@@ -119,6 +124,7 @@ struct Report {
     alpha: u8,
     join: JoinReport,
     dht: DhtReport,
+    items: crate::demo_items::ItemsReport,
     files: crate::demo_files::FilesReport,
     traffic: Traffic,
     duration_ms: f64,
@@ -198,6 +204,7 @@ impl Report {
         }
         self.failures.extend(self.dht.failed_announces.iter().cloned());
         self.failures.extend(self.dht.misses.iter().cloned());
+        self.failures.extend(self.items.failures.iter().cloned());
         self.failures.extend(self.files.failures.iter().cloned());
         if self.dht.get_peers.lookups == 0 {
             self.failures.push("no get_peers lookup ran".to_owned());
@@ -229,6 +236,7 @@ impl Report {
             ),
             lookup_line("get_peers:", &d.get_peers, "found the announced peer"),
             lookup_line("find_node:", &d.find_node, "reached the closest node"),
+            self.items.human(),
             format!(
                 "traffic:       {} datagrams, {:.1} KiB, {} timeouts",
                 self.traffic.datagrams,

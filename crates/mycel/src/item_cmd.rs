@@ -27,15 +27,15 @@ const KEY_FILE_LEN: u64 = 32;
 const KSK_WARNING: &str =
     "mycel: warning: a keyword (KSK) value is not authenticated: anyone who knows the words can write one";
 
-/// Which key an item lives under.
-enum Key {
+/// Which key an item lives under (also used by `mycel demo`).
+pub(crate) enum Key {
     Chk([u8; 20]),
     Ssk { public: [u8; 32], name: String },
     Ksk { words: String, keypair: Keypair },
 }
 
 impl Key {
-    fn target(&self) -> [u8; 20] {
+    pub(crate) fn target(&self) -> [u8; 20] {
         match self {
             Key::Chk(t) => *t,
             Key::Ssk { public, name } => mycel_items::mutable_target(public, name.as_bytes()),
@@ -43,7 +43,7 @@ impl Key {
         }
     }
 
-    fn kind(&self) -> ItemKind {
+    pub(crate) fn kind(&self) -> ItemKind {
         match self {
             Key::Chk(_) => ItemKind::Immutable,
             Key::Ssk { name, .. } => ItemKind::Mutable { salt: name.as_bytes().to_vec() },
@@ -51,7 +51,7 @@ impl Key {
         }
     }
 
-    fn kind_name(&self) -> &'static str {
+    pub(crate) fn kind_name(&self) -> &'static str {
         match self {
             Key::Chk(_) => "chk",
             Key::Ssk { .. } => "ssk",
@@ -59,8 +59,16 @@ impl Key {
         }
     }
 
+    /// The salt a mutable item under this key is signed with (the SSK's name; none for a KSK).
+    pub(crate) fn salt(&self) -> Vec<u8> {
+        match self {
+            Key::Ssk { name, .. } => name.as_bytes().to_vec(),
+            Key::Chk(_) | Key::Ksk { .. } => Vec::new(),
+        }
+    }
+
     /// How a user names it again: hex target, PUBKEY/NAME, or the words.
-    fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self {
             Key::Chk(t) => hex::encode(t),
             Key::Ssk { public, name } => format!("{}/{name}", hex::encode(public)),
@@ -205,11 +213,7 @@ pub async fn put(args: ItemPutArgs) -> Result<ExitCode> {
                     .await??;
                 let current = found.versions.iter().map(|v| v.item.seq()).max();
                 let seq = current.map_or(1, |s| s.saturating_add(1));
-                let salt = match &key {
-                    Key::Ssk { name, .. } => name.as_bytes().to_vec(),
-                    _ => Vec::new(),
-                };
-                let item = MutableItem::sign(&keypair, salt, seq, value)?;
+                let item = MutableItem::sign(&keypair, key.salt(), seq, value)?;
                 let cas = if args.cas { current } else { None };
                 let result = node.within("the put", node.handle.put_mutable(item, cas)).await??;
                 Ok((Some(seq), result))
@@ -346,7 +350,7 @@ fn parse_key(s: &str) -> Result<Key> {
 /// The value to show: the immutable value; for an SSK the highest valid seq; for a KSK the
 /// version most nodes hold, then the newest (a squatter cannot outvote the honest holders
 /// without also controlling the closest nodes).
-fn chosen(key: &Key, r: &ItemGetResult) -> Option<(Vec<u8>, Option<i64>, usize)> {
+pub(crate) fn chosen(key: &Key, r: &ItemGetResult) -> Option<(Vec<u8>, Option<i64>, usize)> {
     match (&r.item, key) {
         (Some(StoredItem::Immutable(i)), _) => Some((i.value().to_vec(), None, r.agreeing)),
         (Some(StoredItem::Mutable(_)), Key::Ksk { .. }) => {

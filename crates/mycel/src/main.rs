@@ -10,6 +10,7 @@
 mod cli;
 mod demo;
 mod demo_files;
+mod demo_items;
 mod dht_cmd;
 mod item_cmd;
 mod sample_cmd;
@@ -62,7 +63,13 @@ fn main() -> ExitCode {
             Command::Share(args) => torrent_cmd::share(args).await,
             Command::Fetch(args) => torrent_cmd::fetch(args).await,
             Command::Keygen(args) => item_cmd::keygen(args),
-            Command::Sim(args) => mycel_sim::cli::run(&args).map(|()| ExitCode::SUCCESS),
+            Command::Sim(args) => mycel_sim::cli::run(&args).map(|()| ExitCode::SUCCESS).map_err(|e| {
+                // A parameter out of range is bad command-line input, like clap's own errors.
+                match e.downcast_ref::<mycel_sim::SimError>() {
+                    Some(mycel_sim::SimError::Invalid { .. }) => UsageError(e.to_string()).into(),
+                    _ => e,
+                }
+            }),
         }
     });
     match result {

@@ -173,8 +173,13 @@ fn demo_with_16_nodes_succeeds() {
     assert_eq!(report["nodes"], 16);
     let lookups = &report["dht"]["get_peers"];
     assert_eq!(lookups["found"], lookups["lookups"], "{report}");
+    let items = report["items"]["items"].as_array().expect("items");
+    let kinds: Vec<&str> = items.iter().filter_map(|i| i["kind"].as_str()).collect();
+    assert_eq!(kinds, ["chk", "ssk", "ksk"], "{report}");
+    assert!(items.iter().all(|i| i["read_back"] == 3 && i["stored"].as_u64() > Some(0)), "{report}");
 
     let out = mycel(&["demo", "--nodes", "16"]);
     assert!(out.status.success(), "demo failed:\n{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("OK: every announced info-hash was found"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("items:         CHK, SSK and KSK stored on"), "{}", stdout(&out));
 }
