@@ -335,7 +335,7 @@ impl Node {
                     }),
                 },
             };
-            if self.send_query(now, node.addr, Some(node.id), Method::Put(put), Purpose::ItemPut(q)) {
+            if self.send_query(now, node.addr, Some(node.id), Method::Put(put), Purpose::ItemPut(q)).is_some() {
                 sent += 1;
             }
         }

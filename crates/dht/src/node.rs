@@ -112,8 +112,6 @@ pub struct Node {
     rtt: RttEstimator,
     pub(crate) pending: HashMap<[u8; 2], Pending>,
     timers: BTreeMap<(Instant, u64, TimerKind), [u8; 2]>,
-    /// Transaction id of the request `send_query` sent last.
-    last_sent: Option<[u8; 2]>,
     next_seq: u64,
     pub(crate) lookups: BTreeMap<QueryId, Lookup>,
     next_query: u64,
@@ -159,7 +157,6 @@ impl Node {
             rtt,
             pending: HashMap::new(),
             timers: BTreeMap::new(),
-            last_sent: None,
             next_seq: 0,
             lookups: BTreeMap::new(),
             next_query: 0,
@@ -277,7 +274,7 @@ impl Node {
     pub fn sample_infohashes(&mut self, now: Instant, addr: SocketAddr, target: NodeId) -> QueryId {
         let q = self.new_query_id();
         let method = Method::SampleInfohashes { target, want: Want::default() };
-        if !self.send_query(now, addr, None, method, Purpose::Sample(q)) {
+        if self.send_query(now, addr, None, method, Purpose::Sample(q)).is_none() {
             self.events.push_back(Event::SamplesFailed { query: q, addr });
         }
         q
@@ -504,13 +501,21 @@ impl Node {
         QueryId(self.next_query)
     }
 
-    /// Sends a query and tracks it. Returns false when the in-flight cap is reached.
-    pub(crate) fn send_query(&mut self, now: Instant, addr: SocketAddr, id: Option<NodeId>, method: Method<'_>, purpose: Purpose) -> bool {
+    /// Sends a query and tracks it. Returns its transaction id, or `None` when the in-flight
+    /// cap is reached.
+    pub(crate) fn send_query(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        id: Option<NodeId>,
+        method: Method<'_>,
+        purpose: Purpose,
+    ) -> Option<[u8; 2]> {
         if self.pending.len() >= self.cfg.max_in_flight {
             if let Purpose::Ping(q) = purpose {
                 self.events.push_back(Event::PingFailed { query: q, addr });
             }
-            return false;
+            return None;
         }
         let mut key: [u8; 2] = self.rng.gen();
         while self.pending.contains_key(&key) {
@@ -533,8 +538,7 @@ impl Node {
         self.timers.insert((soft_at, seq, TimerKind::Soft), key);
         self.timers.insert((hard_at, seq, TimerKind::Hard), key);
         self.pending.insert(key, Pending { addr, id, purpose, sent: now, soft_at, hard_at, seq, slow: false, resend: false });
-        self.last_sent = Some(key);
-        true
+        Some(key)
     }
 
     fn count_out(&mut self, method: &Method<'_>) {
@@ -671,23 +675,21 @@ impl Node {
         if l.phase != Phase::Searching {
             return false;
         }
-        l.note_resend();
         let method = Self::lookup_method(l.kind);
-        if !self.send_query(now, addr, id, method, Purpose::Lookup(q)) {
-            return false;
+        let Some(key) = self.send_query(now, addr, id, method, Purpose::Lookup(q)) else { return false };
+        if let Some(l) = self.lookups.get_mut(&q) {
+            l.note_resend();
         }
         self.stats.resends += 1;
         // The resend gets twice the usual patience: a node whose answer is merely slow (the
         // tail of the RTT distribution) should still make it.
         let patience = self.rtt.timeout() * 2;
-        if let Some(key) = self.last_sent {
-            if let Some(p) = self.pending.get_mut(&key) {
-                p.resend = true;
-                let soft_at = (now + patience).min(p.hard_at);
-                self.timers.remove(&(p.soft_at, p.seq, TimerKind::Soft));
-                p.soft_at = soft_at;
-                self.timers.insert((soft_at, p.seq, TimerKind::Soft), key);
-            }
+        if let Some(p) = self.pending.get_mut(&key) {
+            p.resend = true;
+            let soft_at = (now + patience).min(p.hard_at);
+            self.timers.remove(&(p.soft_at, p.seq, TimerKind::Soft));
+            p.soft_at = soft_at;
+            self.timers.insert((soft_at, p.seq, TimerKind::Soft), key);
         }
         true
     }
@@ -727,7 +729,7 @@ impl Node {
                 implied_port: port.is_none(),
                 token: &token,
             };
-            if self.send_query(now, node.addr, Some(node.id), method, Purpose::Announce(q)) {
+            if self.send_query(now, node.addr, Some(node.id), method, Purpose::Announce(q)).is_some() {
                 sent += 1;
             }
         }
