@@ -6,6 +6,8 @@
 - By magnet through a DHT of libtorrent and mycel nodes (v1 and hybrid): libtorrent seeds and
   announces, `mycel fetch MAGNET --bootstrap` finds it, gets the metadata and the data; and
   (v1) mycel shares and announces, libtorrent fetches the magnet through the DHT.
+- v2 and hybrid magnets with a direct peer, both ways: the downloader gets the piece layers
+  (not in the info dictionary) with BEP 52 hash requests.
 
 Every wait is bounded; each transfer is a few MiB.
 """
@@ -172,6 +174,30 @@ def test_mycel_seeds_libtorrent_fetches(kind, tmp_path):
         share.stop()
 
 
+def test_mycel_fetches_libtorrent_v2_magnet(tmp_path):
+    """libtorrent seeds a v2-only torrent; `mycel fetch` gets its btmh-only magnet from it
+    (--peer): the metadata (BEP 9), then every file's piece layer with BEP 52 hash requests,
+    each checked against the file's pieces root, then the data."""
+    content = make_content(tmp_path / "src")
+    torrent = lt_make_torrent(content, "v2", tmp_path / "v2.torrent")
+    ip = harness.fresh_ip()
+    ses, port = lt_transfer_session(ip)
+    h = lt_add(ses, torrent, content.parent)
+    wait_seeding(h, 15)
+    magnet = lt.make_magnet_uri(h)
+    assert "btmh" in magnet and "btih" not in magnet, magnet
+    out = tmp_path / "out"
+    r = harness.run_mycel(
+        ["fetch", magnet, "--out", str(out), "--peer", f"{ip}:{port}", "--json", "--timeout", "40",
+         "--listen", f"{harness.fresh_ip(harness.BLOCK_ONE_SHOT)}:0"],
+        timeout=50,
+    )
+    summary = r.json()
+    assert summary["bad_pieces"] == 0, summary
+    assert same_tree(content, out / "content"), "mycel's copy differs from the source"
+    ses.pause()
+
+
 @pytest.mark.parametrize("kind", ["v1", "hybrid"])
 def test_magnet_through_mixed_dht(kind, tmp_path, mycel_node):
     content = make_content(tmp_path / "src")
@@ -209,8 +235,40 @@ def test_magnet_through_mixed_dht(kind, tmp_path, mycel_node):
     ses.pause()
 
 
-# v1 only: for a hybrid or v2 magnet libtorrent asks for the piece layers with BEP 52 hash
-# requests (base layer = piece layer), which mycel's swarm engine rejects so far.
+@pytest.mark.parametrize("kind", ["v2", "hybrid"])
+def test_libtorrent_fetches_mycel_v2_magnet(kind, tmp_path):
+    """mycel shares a v2 or hybrid torrent; libtorrent adds its magnet (only the info-hash),
+    is told mycel's address, gets the metadata (BEP 9), then the piece layers, which are not
+    in the info dictionary, with BEP 52 hash requests (base layer = piece layer, proofs up
+    to each file's pieces root), then the data."""
+    content = make_content(tmp_path / "src")
+    ip = harness.fresh_ip()
+    share = Share([str(content), f"--{kind}", "--piece-size", str(PIECE), "--listen", f"{ip}:0"], tmp_path)
+    try:
+        addr = harness.parse_addr(share.line["addr"])
+        magnet = share.line["magnet"].split("&x.pe=")[0]
+        assert ("btmh" in magnet) and (("btih" in magnet) == (kind == "hybrid")), magnet
+        ses, _ = lt_transfer_session(harness.fresh_ip())
+        atp = lt.parse_magnet_uri(magnet)
+        out = tmp_path / "lt-out"
+        atp.save_path = str(out)
+        h = ses.add_torrent(atp)
+        h.connect_peer(addr)
+        wait_seeding(h, 40, peer=addr)
+        # A recheck proves libtorrent holds the real piece layers (it verifies v2 pieces by them).
+        h.force_recheck()
+        time.sleep(0.2)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not h.status().is_seeding:
+            time.sleep(0.1)
+        assert h.status().is_seeding, "libtorrent's recheck of the download failed"
+        assert same_tree(content, out / "content"), "libtorrent's copy differs from the source"
+        ses.pause()
+    finally:
+        share.stop()
+
+
+# v1 only: the v2 and hybrid magnets are covered above with a direct peer.
 @pytest.mark.parametrize("kind", ["v1"])
 def test_libtorrent_fetches_mycel_magnet_through_dht(kind, tmp_path, mycel_node):
     """mycel shares and announces; libtorrent finds it through the DHT, gets the metadata

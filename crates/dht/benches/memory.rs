@@ -63,7 +63,13 @@ fn main() {
             node.ping(now, addr);
             let t = node.poll_transmit().expect("ping sent");
             let tx = Message::decode(&t.payload).expect("our own ping decodes").tx.to_vec();
-            let r = Message { tx: &tx, version: None, ip: None, read_only: false, body: Body::Response(Response::with_id(NodeId(id))) };
+            let r = Message {
+                tx: &tx,
+                version: None,
+                ip: None,
+                read_only: false,
+                body: Body::Response(Response::with_id(NodeId(id))),
+            };
             node.handle_datagram(now, addr, &encode(&r));
             while node.poll_event().is_some() {}
         }
@@ -77,7 +83,16 @@ fn main() {
         for p in 0..8u32 {
             let n = i * 8 + p;
             let from = SocketAddr::from(([127, (n >> 16) as u8 | 0x40, (n >> 8) as u8, n as u8], 6881));
-            let gp = Message { tx: b"g", version: None, ip: None, read_only: false, body: Body::Query(Query { id: NodeId([2; 20]), method: Method::GetPeers { info_hash: ih, want: Default::default() } }) };
+            let gp = Message {
+                tx: b"g",
+                version: None,
+                ip: None,
+                read_only: false,
+                body: Body::Query(Query {
+                    id: NodeId([2; 20]),
+                    method: Method::GetPeers { info_hash: ih, want: Default::default() },
+                }),
+            };
             node.handle_datagram(now, from, &encode(&gp));
             let mut token = Vec::new();
             while let Some(t) = node.poll_transmit() {
@@ -85,7 +100,16 @@ fn main() {
                     token = r.token.map(<[u8]>::to_vec).unwrap_or_default();
                 }
             }
-            let ann = Message { tx: b"a", version: None, ip: None, read_only: false, body: Body::Query(Query { id: NodeId([2; 20]), method: Method::AnnouncePeer { info_hash: ih, port: 6881, implied_port: false, token: &token } }) };
+            let ann = Message {
+                tx: b"a",
+                version: None,
+                ip: None,
+                read_only: false,
+                body: Body::Query(Query {
+                    id: NodeId([2; 20]),
+                    method: Method::AnnouncePeer { info_hash: ih, port: 6881, implied_port: false, token: &token },
+                }),
+            };
             node.handle_datagram(now, from, &encode(&ann));
             while node.poll_transmit().is_some() {}
             while node.poll_event().is_some() {}
@@ -96,7 +120,10 @@ fn main() {
     println!("| what | heap bytes |");
     println!("|---|---|");
     println!("| empty node | {empty} |");
-    println!("| routing table: {routing_nodes} nodes in {} buckets (+ replacement caches) | {table} |", s.nodes_per_bucket.len());
+    println!(
+        "| routing table: {routing_nodes} nodes in {} buckets (+ replacement caches) | {table} |",
+        s.nodes_per_bucket.len()
+    );
     println!("| + {} info-hashes, {} peers | {} |", s.stored_info_hashes, s.stored_peers, total - table - empty);
     println!("| total | {total} ({:.1} MiB) |", total as f64 / 1048576.0);
     assert_eq!(s.stored_info_hashes, 10_000);

@@ -30,7 +30,8 @@ fn populated() -> (Node, Instant) {
         let t = node.poll_transmit().expect("ping sent");
         let tx = Message::decode(&t.payload).expect("decodes").tx.to_vec();
         let id = NodeId(rng.gen());
-        let r = Message { tx: &tx, version: None, ip: None, read_only: false, body: Body::Response(Response::with_id(id)) };
+        let r =
+            Message { tx: &tx, version: None, ip: None, read_only: false, body: Body::Response(Response::with_id(id)) };
         node.handle_datagram(now, addr, &encode(&r));
         while node.poll_event().is_some() {}
     }
@@ -40,8 +41,26 @@ fn populated() -> (Node, Instant) {
 fn serve(c: &mut Criterion) {
     let (mut node, now) = populated();
     let from = SocketAddr::from(([127, 0, 0, 2], 6881));
-    let fnq = encode(&Message { tx: b"aa", version: None, ip: None, read_only: false, body: Body::Query(Query { id: NodeId([7; 20]), method: Method::FindNode { target: NodeId([9; 20]), want: Default::default() } }) });
-    let gpq = encode(&Message { tx: b"bb", version: None, ip: None, read_only: false, body: Body::Query(Query { id: NodeId([7; 20]), method: Method::GetPeers { info_hash: InfoHash([5; 20]), want: Default::default() } }) });
+    let fnq = encode(&Message {
+        tx: b"aa",
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query {
+            id: NodeId([7; 20]),
+            method: Method::FindNode { target: NodeId([9; 20]), want: Default::default() },
+        }),
+    });
+    let gpq = encode(&Message {
+        tx: b"bb",
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query {
+            id: NodeId([7; 20]),
+            method: Method::GetPeers { info_hash: InfoHash([5; 20]), want: Default::default() },
+        }),
+    });
     println!("routing table: {} nodes", node.stats().routing_nodes);
     c.bench_function("answer find_node", |b| {
         b.iter(|| {

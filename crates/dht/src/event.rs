@@ -40,7 +40,8 @@ pub enum LookupKind {
 pub struct LookupResult {
     /// What was looked up.
     pub kind: LookupKind,
-    /// The closest nodes that answered, nearest first (at most k).
+    /// The closest nodes that answered, nearest first: the k closest of each disjoint path
+    /// (at most k with one path, d·k with d).
     pub closest: Vec<NodeInfo>,
     /// Distinct peers found (for get_peers / announce lookups).
     pub peers_found: usize,

@@ -91,7 +91,8 @@ fn response(tx: &[u8], body: &[u8], with_values: bool) -> Vec<u8> {
     let id = body.get(..20).and_then(|b| NodeId::from_slice(b).ok()).unwrap_or(NodeId([1; 20]));
     let mut r = Response::with_id(id);
     for chunk in body.get(20..).unwrap_or(&[]).chunks_exact(26) {
-        if let (Ok(id), Some(addr)) = (NodeId::from_slice(&chunk[..20]), mycel_krpc::decode_compact_addr(&chunk[20..])) {
+        if let (Ok(id), Some(addr)) = (NodeId::from_slice(&chunk[..20]), mycel_krpc::decode_compact_addr(&chunk[20..]))
+        {
             r.nodes.push(NodeInfo { id, addr });
         }
     }

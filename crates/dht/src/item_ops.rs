@@ -17,6 +17,7 @@ use mycel_krpc::{Method, MutableArgs, NodeId, NodeInfo, PutArgs, Response};
 use crate::items::StoredItem;
 use crate::lookup::Phase;
 use crate::node::{Node, Purpose};
+use crate::republish::{Pool, Round};
 use crate::{Event, LookupKind, LookupResult, QueryId};
 
 /// What kind of item a get expects under its target.
@@ -103,11 +104,20 @@ pub(crate) struct ItemOp {
     timed_out: usize,
     /// Nodes whose `put` missed its soft timeout and is still outstanding.
     slow: BTreeSet<SocketAddr>,
+    /// For a lookup of a republish round: the entry holding the round, told when it ends.
+    round: Option<QueryId>,
+    /// For the probe of a region: every node its answers named, handed to the round.
+    pool: Option<Pool>,
+    /// A majority stored the item: the lookup's deadline was cut to a short grace for the
+    /// other answers, and reaching it is no failure.
+    pub(crate) quorum_grace: bool,
 }
 
 enum Mode {
     Get(ItemKind),
     Put(StoredItem, Option<i64>),
+    /// Not a lookup: the state of a republish round (see `republish.rs`).
+    Round(Box<Round>),
 }
 
 impl ItemOp {
@@ -125,12 +135,41 @@ impl ItemOp {
             refused: Vec::new(),
             timed_out: 0,
             slow: BTreeSet::new(),
+            round: None,
+            pool: None,
+            quorum_grace: false,
         })
+    }
+
+    /// The put of a published item in republish round `round`; a probe collects a `pool`.
+    pub(crate) fn republish(item: StoredItem, round: QueryId, pool: Option<Pool>) -> Box<Self> {
+        let mut op = ItemOp::new(NodeId(item.target()), Mode::Put(item, None));
+        op.round = Some(round);
+        op.pool = pool;
+        op
+    }
+
+    /// The entry that holds a republish round.
+    pub(crate) fn round(round: Round) -> Box<Self> {
+        ItemOp::new(NodeId([0; 20]), Mode::Round(Box::new(round)))
+    }
+
+    pub(crate) fn is_round(&self) -> bool {
+        matches!(self.mode, Mode::Round(_))
+    }
+
+    pub(crate) fn round_mut(&mut self) -> Option<&mut Round> {
+        match &mut self.mode {
+            Mode::Round(r) => Some(r),
+            _ => None,
+        }
     }
 
     /// The event that ends the operation.
     pub(crate) fn into_event(self, query: QueryId, mut lookup: LookupResult) -> Event {
         match self.mode {
+            // Internal, so never reported; a plain lookup event if it were.
+            Mode::Round(_) => Event::LookupDone { query, result: lookup },
             Mode::Put(..) => {
                 lookup.announced_to = self.stored.len();
                 Event::ItemPutDone {
@@ -226,10 +265,10 @@ impl Node {
         self.start_item_op(now, ItemOp::new(target, Mode::Get(kind)))
     }
 
-    /// The next item stored (or refreshed) for another node since the last call. A driver that
-    /// keeps items across restarts writes these to disk *before* sending the datagrams queued
-    /// with them, so every acknowledged put is durable. Drain it even without a disk (the
-    /// queue is not bounded otherwise).
+    /// The next item stored (or refreshed) for another node since the last call, for a driver
+    /// that keeps items across restarts. With [`Config::durable_items`](crate::Config) the put
+    /// is answered only after [`Node::handle_items_written`] reports the write (durable.rs);
+    /// without it the put is answered at once and the queue is bounded (oldest dropped).
     pub fn poll_item_write(&mut self) -> Option<StoredItem> {
         self.item_writes.pop_front()
     }
@@ -253,8 +292,9 @@ impl Node {
 
     /// Puts an item now (like [`Node::put_immutable`] / [`Node::put_mutable`], ending with
     /// [`Event::ItemPutDone`]) and keeps putting it every `republish_interval` until
-    /// [`Node::unpublish`]. Re-publishing runs without events. A newer version of a mutable
-    /// item replaces the older one in the list.
+    /// [`Node::unpublish`]. Re-publishing runs without events, batched by region of the key
+    /// space (one search per region, see `republish.rs`). A newer version of a mutable item
+    /// replaces the older one in the list.
     pub fn publish(&mut self, now: Instant, item: StoredItem) -> QueryId {
         self.own_items.insert(item.target(), item.clone());
         self.next_republish.get_or_insert(now + self.cfg.republish_interval);
@@ -277,27 +317,11 @@ impl Node {
         self.own_items.values().cloned().collect()
     }
 
-    /// Puts every published item again when the interval has passed. One lookup per item:
-    /// batching items whose targets share a region of the key space is left to do.
-    pub(crate) fn republish_due(&mut self, now: Instant) {
-        if self.next_republish.is_none_or(|t| now < t) {
-            return;
-        }
-        self.next_republish = Some(now + self.cfg.republish_interval);
-        let items: Vec<StoredItem> = self.own_items.values().cloned().collect();
-        for item in items {
-            let q = self.new_query_id();
-            let target = NodeId(item.target());
-            let op = ItemOp::new(target, Mode::Put(item, None));
-            self.start_lookup_full(now, q, LookupKind::PutItem(target), true, None, Some(op));
-        }
-    }
-
     fn start_item_op(&mut self, now: Instant, op: Box<ItemOp>) -> QueryId {
         let q = self.new_query_id();
         let kind = match op.mode {
             Mode::Get(_) => LookupKind::GetItem(op.target),
-            Mode::Put(..) => LookupKind::PutItem(op.target),
+            Mode::Put(..) | Mode::Round(_) => LookupKind::PutItem(op.target),
         };
         self.start_lookup_full(now, q, kind, false, None, Some(op));
         q
@@ -306,6 +330,12 @@ impl Node {
     /// A `get` answer of an item lookup (the lookup has already taken its nodes and token).
     pub(crate) fn item_response(&mut self, now: Instant, q: QueryId, node: NodeInfo, r: &Response<'_>) {
         let Some(op) = self.lookups.get_mut(&q).and_then(|l| l.item.as_mut()) else { return };
+        if let Some(pool) = op.pool.as_mut() {
+            pool.add(node);
+            for n in if node.addr.is_ipv4() { &r.nodes } else { &r.nodes6 } {
+                pool.add(*n);
+            }
+        }
         if op.on_get_answer(node.addr, r) {
             self.finish_lookup(now, q);
         }
@@ -315,8 +345,11 @@ impl Node {
     pub(crate) fn start_item_puts(&mut self, now: Instant, q: QueryId) {
         let Some(l) = self.lookups.get_mut(&q) else { return };
         let targets = l.announce_targets();
-        let Some(op) = l.item.take() else { return };
+        let Some(mut op) = l.item.take() else { return };
         l.phase = Phase::Announcing { outstanding: 0 };
+        if let (Some(pool), Some(r)) = (op.pool.take(), op.round) {
+            self.hand_over_pool(r, q, &pool);
+        }
         let Mode::Put(item, cas) = &op.mode else { return };
         let mut sent = 0;
         for (node, token) in targets {
@@ -339,14 +372,26 @@ impl Node {
                 sent += 1;
             }
         }
+        let round = op.round;
         let Some(l) = self.lookups.get_mut(&q) else { return };
-        let mut op = op;
         op.sent = sent;
         l.item = Some(op);
         l.announces_sent += sent;
         l.phase = Phase::Announcing { outstanding: sent };
         if sent == 0 {
-            self.finish_lookup(now, q);
+            self.finish_put(now, q);
+        } else if let Some(r) = round {
+            // A probe's region may have items ready now.
+            self.republish_lookup_ended(now, r);
+        }
+    }
+
+    /// Ends a put lookup; a lookup of a republish round tells the round.
+    pub(crate) fn finish_put(&mut self, now: Instant, q: QueryId) {
+        let round = self.lookups.get(&q).and_then(|l| l.item.as_ref()).and_then(|op| op.round);
+        self.finish_lookup(now, q);
+        if let Some(r) = round {
+            self.republish_lookup_ended(now, r);
         }
     }
 
@@ -360,12 +405,13 @@ impl Node {
         op.slow.insert(addr);
         if op.slow.len() >= outstanding && op.stored.len() >= op.sent.div_ceil(2) {
             op.timed_out += outstanding;
-            self.finish_lookup(now, q);
+            self.finish_put(now, q);
         }
     }
 
     /// One `put` ended.
     pub(crate) fn item_put_ack(&mut self, now: Instant, q: QueryId, node: NodeInfo, reply: PutReply) {
+        let grace = self.rtt_grace();
         let Some(l) = self.lookups.get_mut(&q) else { return };
         let Phase::Announcing { outstanding } = l.phase else { return };
         if let Some(op) = l.item.as_mut() {
@@ -379,7 +425,27 @@ impl Node {
         let outstanding = outstanding.saturating_sub(1);
         l.phase = Phase::Announcing { outstanding };
         if outstanding == 0 {
-            self.finish_lookup(now, q);
+            return self.finish_put(now, q);
+        }
+        // A put returns once a majority of the closest nodes stored the item: the others get
+        // one smoothed round trip more to be counted, not their full timeouts.
+        if let Some(op) = l.item.as_mut().filter(|op| !op.quorum_grace && op.stored.len() >= op.sent.div_ceil(2)) {
+            op.quorum_grace = true;
+            l.deadline = l.deadline.min(now + grace);
+        }
+    }
+
+    /// A lookup's deadline passed; for a put whose majority has stored, that is the end of its
+    /// grace, and the puts still out count as timed out.
+    pub(crate) fn put_grace_over(&mut self, q: QueryId) -> bool {
+        let Some(l) = self.lookups.get_mut(&q) else { return false };
+        let Phase::Announcing { outstanding } = l.phase else { return false };
+        match l.item.as_mut() {
+            Some(op) if op.quorum_grace => {
+                op.timed_out += outstanding;
+                true
+            }
+            _ => false,
         }
     }
 }

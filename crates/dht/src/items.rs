@@ -101,7 +101,28 @@ impl ItemStore {
     /// Stores a mutable item if its seq moves forward (and `cas`, when given and something is
     /// held, matches the held seq). The same seq with the same value refreshes the entry.
     pub fn put_mutable(&mut self, now: Instant, item: MutableItem, cas: Option<i64>) -> Result<(), PutRefused> {
-        if let Some(StoredItem::Mutable(held)) = self.get(now, &item.target()) {
+        self.check_mutable(now, None, &item, cas)?;
+        self.insert(now, StoredItem::Mutable(item));
+        Ok(())
+    }
+
+    /// Whether a mutable put would be stored: against `newer` (a version accepted but not yet
+    /// stored) when given, else against the version held.
+    pub fn check_mutable(
+        &self,
+        now: Instant,
+        newer: Option<&MutableItem>,
+        item: &MutableItem,
+        cas: Option<i64>,
+    ) -> Result<(), PutRefused> {
+        let held = match newer {
+            Some(m) => Some(m),
+            None => match self.get(now, &item.target()) {
+                Some(StoredItem::Mutable(m)) => Some(m),
+                _ => None,
+            },
+        };
+        if let Some(held) = held {
             if cas.is_some_and(|c| c != held.seq()) {
                 return Err(PutRefused::CasMismatch);
             }
@@ -110,7 +131,6 @@ impl ItemStore {
                 return Err(PutRefused::SeqTooLow);
             }
         }
-        self.insert(now, StoredItem::Mutable(item));
         Ok(())
     }
 

@@ -5,9 +5,11 @@
 //! timeouts and drains its outputs. See [`Node`] for the calling contract.
 
 mod config;
+mod durable;
+mod event;
 #[doc(hidden)]
 pub mod fuzzing;
-mod event;
+mod identity;
 mod item_ops;
 mod items;
 mod lookup;
@@ -15,19 +17,21 @@ mod node;
 mod path;
 mod peers;
 mod ratelimit;
+mod reach;
+mod republish;
 mod routing;
-pub mod secure_id;
 mod rtt;
+pub mod secure_id;
 mod serve;
 mod stats;
 mod token;
 
-pub use config::Config;
+pub use config::{Config, ReachProbe};
 pub use event::{Event, LookupKind, LookupResult, QueryId, Transmit};
-pub use mycel_krpc::{InfoHash, NodeId, NodeInfo};
 pub use item_ops::{ItemGetResult, ItemKind, ItemPutResult, ItemVersion};
 pub use items::StoredItem;
 pub use mycel_items::{ImmutableItem, ItemError, Keypair, MutableItem};
+pub use mycel_krpc::{InfoHash, NodeId, NodeInfo};
 pub use node::Node;
 pub use routing::{NodeState, RoutingTable};
 pub use stats::{DropCounts, MethodCounts, Stats};

@@ -21,7 +21,9 @@ use crate::path::{Path, Request};
 pub(crate) enum Phase {
     Searching,
     /// Sending `announce_peer`; requests still outstanding.
-    Announcing { outstanding: usize },
+    Announcing {
+        outstanding: usize,
+    },
     Done,
 }
 
@@ -174,15 +176,19 @@ impl Lookup {
         }
     }
 
-    /// Responders of all paths, nearest first, each node once, at most k.
+    /// The k closest responders of every path, nearest first, each node once: at most k with
+    /// one path, at most d·k with d. Cutting the union back to k would undo the paths: under
+    /// an eclipse, the ids an attacker forged next to the target are nearer than the honest
+    /// closest nodes a clean path found, and would push them all out.
     fn merged(&self) -> Vec<(NodeInfo, u32, Option<&[u8]>)> {
         let mut all: Vec<_> = self.paths.iter().flat_map(|p| p.responded().take(self.k)).collect();
         all.sort_by_key(|a| a.0);
         all.dedup_by(|a, b| a.0 == b.0);
-        all.into_iter().take(self.k).map(|(_, n, hops, tok)| (n, hops, tok)).collect()
+        all.into_iter().map(|(_, n, hops, tok)| (n, hops, tok)).collect()
     }
 
-    /// The k closest responders that gave a token, for `announce_peer`.
+    /// The closest responders of every path that gave a token, for `announce_peer` (and BEP 44
+    /// `put`): k nodes with one path, up to d·k with d, so a clean path's nodes get the value.
     pub fn announce_targets(&self) -> Vec<(NodeInfo, Vec<u8>)> {
         self.merged().into_iter().filter_map(|(n, _, tok)| tok.map(|t| (n, t.to_vec()))).collect()
     }

@@ -9,14 +9,17 @@ use mycel_krpc::{Body, InfoHash, Message, Method, NodeId, NodeInfo, Query, Respo
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::durable::ItemWrites;
+use crate::identity::Identity;
 use crate::item_ops::{ItemOp, PutReply};
 use crate::items::{ItemStore, StoredItem};
 use crate::lookup::{Lookup, Phase, Shape};
 use crate::peers::PeerStore;
 use crate::ratelimit::RateLimiter;
+use crate::reach::Reachability;
 use crate::routing::{Insert, RoutingTable};
-use crate::secure_id::{is_secure_id, IpVote};
 use crate::rtt::RttEstimator;
+use crate::secure_id::{is_secure_id, IpVote};
 use crate::token::Tokens;
 use crate::{Config, Event, LookupKind, QueryId, Stats, Transmit};
 
@@ -101,13 +104,17 @@ pub struct Node {
     pub(crate) tokens: Tokens,
     pub(crate) store: PeerStore,
     pub(crate) items: ItemStore,
-    /// Items stored (or refreshed) since the driver last drained them, for persisting.
-    pub(crate) item_writes: VecDeque<StoredItem>,
+    /// Items stored (or refreshed) since the driver last drained them, for persisting; with
+    /// `durable_items`, accepted puts waiting for their write (durable.rs).
+    pub(crate) item_writes: ItemWrites,
     /// Items we publish ourselves and put again every `republish_interval`.
     pub(crate) own_items: BTreeMap<[u8; 20], StoredItem>,
     pub(crate) next_republish: Option<Instant>,
     /// BEP 42: our external address as the nodes that answer us see it.
-    ip_vote: IpVote,
+    pub(crate) ip_vote: IpVote,
+    pub(crate) identity: Identity,
+    /// BEP 43 by observation: whether we are reachable or should say `ro`.
+    reach: Option<Reachability>,
     limiter: RateLimiter,
     rtt: RttEstimator,
     pub(crate) pending: HashMap<[u8; 2], Pending>,
@@ -141,6 +148,7 @@ impl Node {
         let limiter = RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst, config.rate_limit_max_ips);
         let rtt = RttEstimator::new(config.min_request_timeout, config.max_request_timeout);
         let bootstrap_backoff = config.bootstrap_retry;
+        let reach = config.reach_probe.filter(|_| !config.read_only).map(|p| Reachability::new(p, rng.gen(), now));
         Node {
             cfg: config,
             id,
@@ -149,10 +157,12 @@ impl Node {
             tokens,
             store,
             items,
-            item_writes: VecDeque::new(),
+            item_writes: ItemWrites::new(),
             own_items: BTreeMap::new(),
             next_republish: None,
             ip_vote: IpVote::new(IP_VOTE_QUORUM, IP_VOTE_VOTERS),
+            identity: Identity::default(),
+            reach,
             limiter,
             rtt,
             pending: HashMap::new(),
@@ -260,6 +270,31 @@ impl Node {
         }
         self.refresh_buckets(now);
         self.republish_due(now);
+        if self.reach.as_mut().is_some_and(|r| r.handle_timeout(now)) {
+            self.stats.read_only_switches += 1;
+            if self.is_read_only() {
+                self.say_read_only(now);
+            }
+        }
+    }
+
+    /// We just found ourselves unreachable: the nodes that added us while our NAT let them in
+    /// would keep sending lookups our way, each one waiting out a timeout. A ping carrying `ro`
+    /// to every node of our table (the ones most likely to hold us) makes them drop us.
+    fn say_read_only(&mut self, now: Instant) {
+        for n in self.table.nodes(now) {
+            self.send_query(now, n.addr, Some(n.id), Method::Ping, Purpose::Detached);
+        }
+    }
+
+    /// How long a put that reached its quorum waits for the other answers: one smoothed RTT.
+    pub(crate) fn rtt_grace(&self) -> Duration {
+        self.rtt.srtt().unwrap_or(self.cfg.min_request_timeout).min(self.cfg.max_request_timeout)
+    }
+
+    /// Whether our messages carry `ro` (BEP 43): configured read-only, or found unreachable.
+    pub fn is_read_only(&self) -> bool {
+        self.cfg.read_only || self.reach.as_ref().is_some_and(Reachability::read_only)
     }
 
     /// Pings an address; answered by [`Event::Pong`] or [`Event::PingFailed`].
@@ -304,7 +339,8 @@ impl Node {
     pub fn cancel(&mut self, query: QueryId) {
         self.lookups.remove(&query);
         for p in self.pending.values_mut() {
-            if matches!(p.purpose, Purpose::Ping(q) | Purpose::Lookup(q) | Purpose::Announce(q) | Purpose::ItemPut(q) | Purpose::Sample(q) if q == query) {
+            if matches!(p.purpose, Purpose::Ping(q) | Purpose::Lookup(q) | Purpose::Announce(q) | Purpose::ItemPut(q) | Purpose::Sample(q) if q == query)
+            {
                 p.purpose = Purpose::Detached;
             }
         }
@@ -335,6 +371,9 @@ impl Node {
         if let Some(r) = self.next_republish {
             t = t.min(r);
         }
+        if let Some(r) = self.reach.as_ref().and_then(Reachability::next_timeout) {
+            t = t.min(r);
+        }
         if !self.table.is_empty() {
             if let Some(r) = self.table.next_refresh(self.cfg.bucket_refresh) {
                 t = t.min(r);
@@ -359,6 +398,8 @@ impl Node {
         s.stored_item_bytes = self.items.bytes();
         s.active_lookups = self.lookups.len();
         s.in_flight = self.pending.len();
+        s.read_only = self.is_read_only();
+        s.reachable = self.reach.as_ref().is_some_and(Reachability::reachable);
         s.srtt_us = self.rtt.srtt().map_or(0, |d| d.as_micros() as u64);
         s
     }
@@ -367,7 +408,16 @@ impl Node {
 
     fn on_query(&mut self, now: Instant, from: SocketAddr, tx: &[u8], read_only: bool, q: Query<'_>) {
         let info = NodeInfo { id: q.id, addr: from };
-        if !read_only && self.table.on_query(info, now) {
+        if let Some(r) = self.reach.as_mut() {
+            let was_read_only = r.read_only();
+            if r.on_query(now, from) {
+                self.stats.read_only_switches += u64::from(was_read_only);
+            }
+        }
+        if read_only {
+            // BEP 43: a read-only node stays out of tables; one we hold has just turned so.
+            self.table.on_failure(Some(q.id), from, now, true);
+        } else if self.table.on_query(info, now) {
             self.verify_querier(now, info);
         }
         self.answer(now, from, tx, q);
@@ -417,7 +467,7 @@ impl Node {
         let Some(p) = self.take_pending(from, tx) else { return };
         // Only answers to our own queries vote (a spoofed datagram has no transaction).
         if let Some(seen) = seen {
-            self.ip_vote.add(from.ip(), seen.ip());
+            self.on_ip_vote(now, from.ip(), seen);
         }
         self.stats.responses_in += 1;
         let rtt = now.saturating_duration_since(p.sent);
@@ -526,18 +576,22 @@ impl Node {
             tx: &key,
             version: self.cfg.version.as_ref().map(|v| &v[..]),
             ip: None,
-            read_only: self.cfg.read_only,
+            read_only: self.is_read_only(),
             body: Body::Query(Query { id: self.id, method }),
         };
         let mut payload = Vec::with_capacity(msg.encoded_len());
         msg.encode(&mut payload);
         self.transmits.push_back(Transmit { dst: addr, payload });
+        if let Some(r) = self.reach.as_mut() {
+            r.on_send(now, addr);
+        }
         self.next_seq += 1;
         let seq = self.next_seq;
         let (soft_at, hard_at) = (now + self.rtt.timeout(), now + self.cfg.max_request_timeout);
         self.timers.insert((soft_at, seq, TimerKind::Soft), key);
         self.timers.insert((hard_at, seq, TimerKind::Hard), key);
-        self.pending.insert(key, Pending { addr, id, purpose, sent: now, soft_at, hard_at, seq, slow: false, resend: false });
+        self.pending
+            .insert(key, Pending { addr, id, purpose, sent: now, soft_at, hard_at, seq, slow: false, resend: false });
         Some(key)
     }
 
@@ -635,7 +689,14 @@ impl Node {
 
     fn lookup_response(&mut self, now: Instant, q: QueryId, from: SocketAddr, r: &Response<'_>) {
         let Some(l) = self.lookups.get_mut(&q) else { return };
-        let nodes: Vec<NodeInfo> = if from.is_ipv4() { r.nodes.clone() } else { r.nodes6.clone() };
+        // BEP 32: a dual-stack node asked for both families and follows both lists.
+        let nodes: Vec<NodeInfo> = if self.cfg.dual_stack {
+            r.nodes.iter().chain(&r.nodes6).copied().collect()
+        } else if from.is_ipv4() {
+            r.nodes.clone()
+        } else {
+            r.nodes6.clone()
+        };
         l.on_response(from, r.id, &nodes, r.token);
         if self.cfg.enforce_node_id && !is_secure_id(&r.id, from.ip()) {
             l.demote(from);
@@ -656,15 +717,13 @@ impl Node {
     /// Sends what a lookup wants sent; moves it to the announce phase or ends it when the
     /// search is over.
     /// The request a lookup of kind `kind` sends.
-    fn lookup_method(kind: LookupKind) -> Method<'static> {
+    /// A dual-stack node asks for nodes of both families (BEP 32 `want`).
+    fn lookup_method(kind: LookupKind, dual_stack: bool) -> Method<'static> {
+        let want = Want { n4: dual_stack, n6: dual_stack };
         match kind {
-            LookupKind::FindNode(target) => Method::FindNode { target, want: Want::default() },
-            LookupKind::GetPeers(info_hash) | LookupKind::Announce(info_hash) => {
-                Method::GetPeers { info_hash, want: Want::default() }
-            }
-            LookupKind::GetItem(target) | LookupKind::PutItem(target) => {
-                Method::Get { target, seq: None, want: Want::default() }
-            }
+            LookupKind::FindNode(target) => Method::FindNode { target, want },
+            LookupKind::GetPeers(info_hash) | LookupKind::Announce(info_hash) => Method::GetPeers { info_hash, want },
+            LookupKind::GetItem(target) | LookupKind::PutItem(target) => Method::Get { target, seq: None, want },
         }
     }
 
@@ -675,7 +734,7 @@ impl Node {
         if l.phase != Phase::Searching {
             return false;
         }
-        let method = Self::lookup_method(l.kind);
+        let method = Self::lookup_method(l.kind, self.cfg.dual_stack);
         let Some(key) = self.send_query(now, addr, id, method, Purpose::Lookup(q)) else { return false };
         if let Some(l) = self.lookups.get_mut(&q) {
             l.note_resend();
@@ -703,7 +762,7 @@ impl Node {
         let requests = l.next_requests(budget);
         let kind = l.kind;
         for r in requests {
-            self.send_query(now, r.addr, r.id, Self::lookup_method(kind), Purpose::Lookup(q));
+            self.send_query(now, r.addr, r.id, Self::lookup_method(kind, self.cfg.dual_stack), Purpose::Lookup(q));
         }
         let Some(l) = self.lookups.get_mut(&q) else { return };
         if !l.search_finished() {
@@ -775,6 +834,10 @@ impl Node {
     fn expire_lookups(&mut self, now: Instant) {
         let due: Vec<QueryId> = self.lookups.iter().filter(|(_, l)| l.deadline <= now).map(|(q, _)| *q).collect();
         for q in due {
+            if self.put_grace_over(q) {
+                self.finish_put(now, q);
+                continue;
+            }
             if let Some(l) = self.lookups.get_mut(&q) {
                 l.deadline_hit = true;
             }

@@ -11,8 +11,6 @@ use std::net::SocketAddr;
 
 use mycel_krpc::{Distance, NodeId, NodeInfo};
 
-
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CState {
     Fresh,
@@ -69,7 +67,14 @@ pub(crate) struct Path {
 const CANDIDATE_FACTOR: usize = 8;
 
 impl Path {
-    pub fn new(target: [u8; 20], own: NodeId, k: usize, alpha: usize, initial: &[NodeInfo], seeds: &[SocketAddr]) -> Self {
+    pub fn new(
+        target: [u8; 20],
+        own: NodeId,
+        k: usize,
+        alpha: usize,
+        initial: &[NodeInfo],
+        seeds: &[SocketAddr],
+    ) -> Self {
         let mut l = Path {
             target,
             own,
@@ -155,23 +160,30 @@ impl Path {
             .map(|(d, _)| *d)
     }
 
-    /// Whether the search phase has nothing left to do.
+    /// Whether the search phase has nothing left to do: every one of the k closest candidates
+    /// still standing has answered. Requests to farther nodes may still be out; Kademlia's
+    /// rule is that they cannot change the result once the k closest have answered, and
+    /// waiting for them (or for their soft timeouts) only adds latency. A slow request among
+    /// the k closest does not hold the search up (it widens the window instead) unless the
+    /// path is `patient`; a resent one does, until the resend misses its own soft timeout.
     pub fn search_finished(&self) -> bool {
-        if self.in_flight > 0 || !self.seeds.is_empty() {
+        if !self.seeds.is_empty() || !self.seeds_in_flight.is_empty() {
             return false;
         }
-        if self.fresh_in_window().next().is_some() {
-            return false;
+        let mut window = self.k;
+        for c in self.candidates.values().filter(|c| c.state != CState::Failed) {
+            if window == 0 {
+                break;
+            }
+            window -= 1;
+            match c.state {
+                CState::Responded | CState::Failed => {}
+                CState::Fresh | CState::InFlight | CState::Resent => return false,
+                CState::Slow if self.patient => return false,
+                CState::Slow => window += 1,
+            }
         }
-        // Only slow requests (or none) left: with nothing fresh within reach, waiting on
-        // them is all that would remain; stop unless a resent one (or, when patient, a slow
-        // one) sits among the k closest.
-        !self
-            .candidates
-            .values()
-            .filter(|c| c.state != CState::Failed)
-            .take(self.k)
-            .any(|c| c.state == CState::Resent || (self.patient && c.state == CState::Slow))
+        true
     }
 
     /// A node answered a lookup request. `nodes` are the nodes it returned.

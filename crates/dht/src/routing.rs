@@ -183,7 +183,13 @@ impl RoutingTable {
     }
 
     /// Up to `n` non-bad nodes closest to `target` whose address passes `keep`, nearest first.
-    pub(crate) fn closest_where(&self, target: &[u8; 20], n: usize, now: Instant, keep: impl Fn(&SocketAddr) -> bool) -> Vec<NodeInfo> {
+    pub(crate) fn closest_where(
+        &self,
+        target: &[u8; 20],
+        n: usize,
+        now: Instant,
+        keep: impl Fn(&SocketAddr) -> bool,
+    ) -> Vec<NodeInfo> {
         // Nodes in the target's bucket are nearer than those of any other bucket; nodes in
         // deeper buckets come next (mixed); shallower buckets follow, each strictly farther.
         let b = self.bucket_index(target);
@@ -356,8 +362,20 @@ impl RoutingTable {
                 self.split(now);
                 continue;
             }
-            if let Some(i) = bucket.entries.iter().position(|e| e.state(now, good_for, max_failures) == NodeState::Bad) {
+            if let Some(i) = bucket.entries.iter().position(|e| e.state(now, good_for, max_failures) == NodeState::Bad)
+            {
                 bucket.entries[i] = entry;
+                bucket.last_changed = now;
+                return Insert::Added;
+            }
+            if let Some(i) = pns_victim(&bucket.entries, entry.rtt) {
+                // Proximity neighbour selection: the slow node waits in the replacement cache.
+                let slow = std::mem::replace(&mut bucket.entries[i], entry).info;
+                bucket.replacements.retain(|r| r.id != slow.id && r.addr != slow.addr);
+                bucket.replacements.push(slow);
+                if bucket.replacements.len() > self.replacement_cache {
+                    bucket.replacements.remove(0);
+                }
                 bucket.last_changed = now;
                 return Insert::Added;
             }
@@ -404,6 +422,21 @@ impl RoutingTable {
         new.replacements = go_r;
         self.buckets.push(new);
     }
+}
+
+/// A newcomer must answer at least this much faster than the node it displaces.
+const PNS_MIN_GAIN: Duration = Duration::from_millis(40);
+
+/// Proximity neighbour selection (as in Pastry, and in the RTT-aware Mainline measurements of
+/// 2011): any node whose id falls in a bucket's range serves routing equally well, so a full
+/// bucket trades its slowest measured node for a newcomer that answered at most half as fast
+/// and at least `PNS_MIN_GAIN` sooner. Every lookup's first hop comes from these buckets, so
+/// lookups get faster; the 2× margin keeps buckets stable (Kademlia's preference for
+/// long-lived nodes otherwise stands), and the displaced node stays in the replacement cache.
+fn pns_victim(entries: &[Entry], rtt: Option<Duration>) -> Option<usize> {
+    let rtt = rtt?;
+    let (i, slowest) = entries.iter().enumerate().filter_map(|(i, e)| Some((i, e.rtt?))).max_by_key(|(_, r)| *r)?;
+    (slowest > rtt * 2 && slowest - rtt >= PNS_MIN_GAIN).then_some(i)
 }
 
 /// Loopback, private, link-local and unspecified addresses are not public.
@@ -534,7 +567,8 @@ mod tests {
     fn one_node_per_public_ip_per_bucket() {
         let now = Instant::now();
         let mut t = RoutingTable::new(NodeId([0; 20]), 8, now);
-        let public = |id: u8, port: u16| NodeInfo { id: NodeId([id; 20]), addr: SocketAddr::from(([8, 8, 8, 8], port)) };
+        let public =
+            |id: u8, port: u16| NodeInfo { id: NodeId([id; 20]), addr: SocketAddr::from(([8, 8, 8, 8], port)) };
         assert_eq!(t.on_response(public(0x81, 1), None, now), Insert::Added);
         assert_eq!(t.on_response(public(0x82, 2), None, now), Insert::Rejected);
         // Loopback addresses are exempt.

@@ -110,6 +110,12 @@ impl IpVote {
         }
     }
 
+    /// Forgets every vote.
+    pub fn clear(&mut self) {
+        self.votes.clear();
+        self.order.clear();
+    }
+
     /// The winning address, once it has a quorum (ties: the lower address, deterministically).
     pub fn winner(&self) -> Option<IpAddr> {
         let mut tally: BTreeMap<IpAddr, usize> = BTreeMap::new();

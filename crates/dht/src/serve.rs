@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mycel_krpc::{Body, ErrorBody, Message, Method, NodeId, PutArgs, Query, Response, Want};
 use mycel_items::{ImmutableItem, MutableItem};
+use mycel_krpc::{Body, ErrorBody, Message, Method, NodeId, PutArgs, Query, Response, Want};
 
 use crate::items::{PutRefused, StoredItem};
 use crate::node::Node;
@@ -110,13 +110,13 @@ impl Node {
         if !self.tokens.check(from.ip(), put.token) {
             return self.send_error(from, tx, mycel_krpc::ERROR_PROTOCOL, b"bad token");
         }
-        // Bounded even when the driver never drains it (the simulator keeps nothing on disk).
-        while self.item_writes.len() >= self.cfg.max_items.max(1) {
-            self.item_writes.pop_front();
+        if self.cfg.durable_items {
+            return self.answer_durable_put(now, from, tx, put);
         }
+        let cap = self.cfg.max_items;
         let outcome = match put.mutable {
             None => ImmutableItem::new(put.v.to_vec()).map(|item| {
-                self.item_writes.push_back(StoredItem::Immutable(item.clone()));
+                self.item_writes.push_stored(StoredItem::Immutable(item.clone()), cap);
                 self.items.put_immutable(now, item);
                 Ok(())
             }),
@@ -124,11 +124,38 @@ impl Node {
                 let copy = item.clone();
                 let stored = self.items.put_mutable(now, item, m.cas);
                 if stored.is_ok() {
-                    self.item_writes.push_back(StoredItem::Mutable(copy));
+                    self.item_writes.push_stored(StoredItem::Mutable(copy), cap);
                 }
                 stored
             }),
         };
+        self.answer_put_outcome(from, tx, outcome);
+    }
+
+    /// A `put` with [`Config::durable_items`](crate::Config::durable_items): the same checks
+    /// (a mutable item against the newest version accepted, stored or not), then the item
+    /// waits for its write to disk and is answered by `handle_items_written`.
+    fn answer_durable_put(&mut self, now: Instant, from: SocketAddr, tx: &[u8], put: PutArgs<'_>) {
+        let outcome = match put.mutable {
+            None => ImmutableItem::new(put.v.to_vec()).map(|item| Ok(StoredItem::Immutable(item))),
+            Some(m) => MutableItem::verify(m.k, m.salt.to_vec(), m.seq, put.v.to_vec(), m.sig).map(|item| {
+                let newer = self.item_writes.newest_mutable(&item.target());
+                self.items.check_mutable(now, newer, &item, m.cas).map(|()| StoredItem::Mutable(item))
+            }),
+        };
+        match outcome {
+            Ok(Ok(item)) => self.queue_durable_put(from, tx, item),
+            Ok(Err(refused)) => self.answer_put_outcome(from, tx, Ok(Err(refused))),
+            Err(e) => self.answer_put_outcome(from, tx, Err(e)),
+        }
+    }
+
+    fn answer_put_outcome(
+        &mut self,
+        from: SocketAddr,
+        tx: &[u8],
+        outcome: Result<Result<(), PutRefused>, mycel_items::ItemError>,
+    ) {
         match outcome {
             Err(e) => self.send_error(from, tx, e.code(), e.to_string().as_bytes()),
             Ok(Err(PutRefused::CasMismatch)) => {

@@ -90,6 +90,18 @@ pub struct Stats {
     pub active_lookups: usize,
     /// Requests in flight.
     pub in_flight: usize,
+    /// Our messages carry `ro` (BEP 43): configured, or no unsolicited query seen for a window.
+    pub read_only: bool,
+    /// An unsolicited query (from an address we had not written to) showed us reachable.
+    pub reachable: bool,
+    /// Times we took a new node id derived from our external address (BEP 42).
+    pub id_changes: u64,
+    /// Times the automatic read-only state changed.
+    pub read_only_switches: u64,
     /// Smoothed RTT of answered requests, in microseconds (0 before the first answer).
     pub srtt_us: u64,
+    /// Accepted puts whose write to disk failed (answered with error 202, item not stored).
+    pub item_write_failures: u64,
+    /// Accepted puts waiting for their write to disk (with `Config::durable_items`).
+    pub item_writes_pending: usize,
 }

@@ -68,7 +68,8 @@ fn find_node_converges_on_the_true_closest() {
         net.flush(searcher);
         net.run_for(Duration::from_secs(30));
         let r = net.lookup_result(searcher, q).expect("lookup finished");
-        let mut all: Vec<NodeId> = net.nodes.iter().map(|n| n.id()).filter(|id| *id != net.nodes[searcher].id()).collect();
+        let mut all: Vec<NodeId> =
+            net.nodes.iter().map(|n| n.id()).filter(|id| *id != net.nodes[searcher].id()).collect();
         all.sort_by_key(|id| id.distance(&target.0));
         let got: Vec<NodeId> = r.closest.iter().map(|n| n.id).collect();
         assert_eq!(got.first(), all.first(), "closest node missed: {r:?}");
@@ -139,7 +140,8 @@ fn disjoint_paths_also_converge_and_never_share_a_node() {
         net.flush(searcher);
         net.run_for(Duration::from_secs(30));
         let r = net.lookup_result(searcher, q).expect("lookup finished");
-        let mut all: Vec<NodeId> = net.nodes.iter().map(|n| n.id()).filter(|id| *id != net.nodes[searcher].id()).collect();
+        let mut all: Vec<NodeId> =
+            net.nodes.iter().map(|n| n.id()).filter(|id| *id != net.nodes[searcher].id()).collect();
         all.sort_by_key(|id| id.distance(&target.0));
         assert_eq!(r.closest.first().map(|n| n.id), all.first().copied(), "{r:?}");
         assert!(r.messages_sent as u64 <= net.datagrams - before);

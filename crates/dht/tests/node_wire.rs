@@ -14,7 +14,13 @@ fn node() -> (Node, Instant) {
 }
 
 fn query(id: u8, tx: &[u8], method: Method<'_>) -> Vec<u8> {
-    let m = Message { tx, version: None, ip: None, read_only: false, body: Body::Query(Query { id: NodeId([id; 20]), method }) };
+    let m = Message {
+        tx,
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query { id: NodeId([id; 20]), method }),
+    };
     let mut out = Vec::new();
     m.encode(&mut out);
     out
@@ -84,10 +90,14 @@ fn announce_needs_a_valid_token_from_the_same_ip() {
     let token = resp.token.expect("get_peers gives a token").to_vec();
 
     // Wrong IP: refused.
-    let ann = |tx: &'static [u8], port| query(6, tx, Method::AnnouncePeer { info_hash: ih, port, implied_port: false, token: &token });
+    let ann = |tx: &'static [u8], port| {
+        query(6, tx, Method::AnnouncePeer { info_hash: ih, port, implied_port: false, token: &token })
+    };
     n.handle_datagram(now, peer(6), &ann(b"a1", 5000));
     let r = replies(&mut n, peer(6));
-    assert!(r.iter().any(|b| matches!(Message::decode(b).map(|m| m.body), Ok(Body::Error(e)) if e.code == ERROR_PROTOCOL)));
+    assert!(r
+        .iter()
+        .any(|b| matches!(Message::decode(b).map(|m| m.body), Ok(Body::Error(e)) if e.code == ERROR_PROTOCOL)));
     assert_eq!(n.stats().stored_peers, 0);
 
     // Right IP: stored, and the next get_peers returns it.
@@ -105,7 +115,9 @@ fn announce_needs_a_valid_token_from_the_same_ip() {
     n.handle_timeout(later);
     n.handle_datagram(later, peer(5), &ann(b"a3", 5001));
     let r = replies(&mut n, peer(5));
-    assert!(r.iter().any(|b| matches!(Message::decode(b).map(|m| m.body), Ok(Body::Error(e)) if e.code == ERROR_PROTOCOL)));
+    assert!(r
+        .iter()
+        .any(|b| matches!(Message::decode(b).map(|m| m.body), Ok(Body::Error(e)) if e.code == ERROR_PROTOCOL)));
 }
 
 #[test]
@@ -145,7 +157,13 @@ fn responses_from_strangers_or_wrong_addresses_are_dropped() {
     let sent = Message::decode(&t.payload).expect("valid");
     let tx = sent.tx.to_vec();
     let resp = |tx: &[u8]| {
-        let m = Message { tx, version: None, ip: None, read_only: false, body: Body::Response(mycel_krpc::Response::with_id(NodeId([2; 20]))) };
+        let m = Message {
+            tx,
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Response(mycel_krpc::Response::with_id(NodeId([2; 20]))),
+        };
         let mut b = Vec::new();
         m.encode(&mut b);
         b
@@ -163,7 +181,11 @@ fn responses_from_strangers_or_wrong_addresses_are_dropped() {
 fn sample_infohashes_returns_stored_info_hashes_and_nodes() {
     let (mut n, now) = node();
     let sample = |n: &mut Node, tx: &'static [u8]| {
-        n.handle_datagram(now, peer(8), &query(8, tx, Method::SampleInfohashes { target: NodeId([1; 20]), want: Default::default() }));
+        n.handle_datagram(
+            now,
+            peer(8),
+            &query(8, tx, Method::SampleInfohashes { target: NodeId([1; 20]), want: Default::default() }),
+        );
         let r = replies(n, peer(8));
         r.into_iter().find(|b| Message::decode(b).is_ok_and(|m| m.tx == tx)).expect("a reply")
     };
@@ -178,7 +200,11 @@ fn sample_infohashes_returns_stored_info_hashes_and_nodes() {
         let m = r.iter().map(|b| Message::decode(b).expect("valid")).find(|m| m.tx == b"gp").expect("reply");
         let Body::Response(resp) = m.body else { panic!("expected response") };
         let token = resp.token.expect("token").to_vec();
-        n.handle_datagram(now, peer(9), &query(9, b"an", Method::AnnouncePeer { info_hash: ih, port: 1, implied_port: false, token: &token }));
+        n.handle_datagram(
+            now,
+            peer(9),
+            &query(9, b"an", Method::AnnouncePeer { info_hash: ih, port: 1, implied_port: false, token: &token }),
+        );
         let _ = replies(&mut n, peer(9));
     }
     let full = sample(&mut n, b"s2");

@@ -95,7 +95,9 @@ impl Fixture {
                         implied_port: *implied_port,
                         token,
                     },
-                    FxMethod::Get { target, seq, want } => Method::Get { target: NodeId(*target), seq: *seq, want: *want },
+                    FxMethod::Get { target, seq, want } => {
+                        Method::Get { target: NodeId(*target), seq: *seq, want: *want }
+                    }
                     FxMethod::Put { token, v, mutable } => Method::Put(PutArgs {
                         token,
                         v,
@@ -107,7 +109,9 @@ impl Fixture {
                             cas: m.cas,
                         }),
                     }),
-                    FxMethod::Sample { target, want } => Method::SampleInfohashes { target: NodeId(*target), want: *want },
+                    FxMethod::Sample { target, want } => {
+                        Method::SampleInfohashes { target: NodeId(*target), want: *want }
+                    }
                     FxMethod::Unknown { name } => Method::Unknown { name },
                 },
             }),
@@ -195,7 +199,13 @@ fn item() -> impl Strategy<Value = FxItem> {
         option::of(any::<i64>()),
         option::of(any::<i64>()),
     );
-    (option::of(bvalue()), option::of(any::<[u8; 32]>()), option::of(vec(any::<u8>(), 64)), option::of(any::<i64>()), bep51)
+    (
+        option::of(bvalue()),
+        option::of(any::<[u8; 32]>()),
+        option::of(vec(any::<u8>(), 64)),
+        option::of(any::<i64>()),
+        bep51,
+    )
         .prop_map(|(v, k, sig, seq, (samples, interval, num))| FxItem { v, k, sig, seq, samples, interval, num })
 }
 
@@ -213,9 +223,16 @@ fn method() -> impl Strategy<Value = FxMethod> {
         (any::<[u8; 20]>(), want()).prop_map(|(target, want)| FxMethod::FindNode { target, want }),
         (any::<[u8; 20]>(), want()).prop_map(|(info_hash, want)| FxMethod::GetPeers { info_hash, want }),
         announce,
-        (any::<[u8; 20]>(), option::of(any::<i64>()), want())
-            .prop_map(|(target, seq, want)| FxMethod::Get { target, seq, want }),
-        (bytes(20), bvalue(), option::of(mutable())).prop_map(|(token, v, mutable)| FxMethod::Put { token, v, mutable }),
+        (any::<[u8; 20]>(), option::of(any::<i64>()), want()).prop_map(|(target, seq, want)| FxMethod::Get {
+            target,
+            seq,
+            want
+        }),
+        (bytes(20), bvalue(), option::of(mutable())).prop_map(|(token, v, mutable)| FxMethod::Put {
+            token,
+            v,
+            mutable
+        }),
         (any::<[u8; 20]>(), want()).prop_map(|(target, want)| FxMethod::Sample { target, want }),
         bytes(16)
             .prop_filter("unknown names only", |n| !KNOWN.contains(&n.as_slice()))

@@ -91,23 +91,13 @@ fn main() -> ExitCode {
 fn configs(args: &Args) -> Result<Vec<SourceConfig>, String> {
     match args.target {
         SocketAddr::V4(v4) if v4.ip().is_loopback() && v4.port() != 0 => {}
-        other => {
-            return Err(format!(
-                "target {other} is not an IPv4 loopback address with a port"
-            ))
-        }
+        other => return Err(format!("target {other} is not an IPv4 loopback address with a port")),
     }
     if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
-        return Err(format!(
-            "duration {} is not in (0, 3600] seconds",
-            args.duration
-        ));
+        return Err(format!("duration {} is not in (0, 3600] seconds", args.duration));
     }
     if args.sources == 0 || args.sources > MAX_SOURCES {
-        return Err(format!(
-            "sources {} is not in 1..={MAX_SOURCES}",
-            args.sources
-        ));
+        return Err(format!("sources {} is not in 1..={MAX_SOURCES}", args.sources));
     }
     if args.window == 0 || args.window > 4096 {
         return Err(format!("window {} is not in 1..=4096", args.window));
@@ -135,19 +125,13 @@ fn source_addr(i: u16) -> SocketAddr {
 }
 
 fn clock_seed() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x6d79_6365_6c00_0001)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0x6d79_6365_6c00_0001)
 }
 
 /// Runs every source on its own thread; the elapsed time is the longest source's.
 fn run(configs: &[SourceConfig]) -> Result<(Counts, Duration), String> {
     std::thread::scope(|scope| {
-        let handles: Vec<_> = configs
-            .iter()
-            .map(|config| scope.spawn(move || source::run(config)))
-            .collect();
+        let handles: Vec<_> = configs.iter().map(|config| scope.spawn(move || source::run(config))).collect();
         let mut total = Counts::default();
         let mut elapsed = Duration::ZERO;
         let mut first_error = None;
@@ -174,11 +158,7 @@ fn run(configs: &[SourceConfig]) -> Result<(Counts, Duration), String> {
 
 fn report(args: &Args, counts: &Counts, elapsed: Duration) {
     let secs = elapsed.as_secs_f64();
-    let per_s = if secs > 0.0 {
-        counts.answered as f64 / secs
-    } else {
-        0.0
-    };
+    let per_s = if secs > 0.0 { counts.answered as f64 / secs } else { 0.0 };
     if args.json {
         let out = serde_json::json!({
             "sent": counts.sent,
@@ -196,10 +176,7 @@ fn report(args: &Args, counts: &Counts, elapsed: Duration) {
         });
         println!("{out}");
     } else {
-        println!(
-            "target {} | {} sources x window {} | mix {}",
-            args.target, args.sources, args.window, args.mix
-        );
+        println!("target {} | {} sources x window {} | mix {}", args.target, args.sources, args.window, args.mix);
         println!("sent        {}", counts.sent);
         println!("answered    {}", counts.answered);
         println!("errors      {}", counts.errors);

@@ -42,25 +42,18 @@ impl Mix {
     pub fn parse(spec: &str) -> Result<Self, String> {
         let mut weights = Vec::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (name, weight) = part
-                .split_once(':')
-                .ok_or_else(|| format!("mix entry {part:?} is not name:weight"))?;
-            let kind = Kind::parse(name).ok_or_else(|| {
-                format!("unknown query {name:?} in mix (known: ping, find_node, get_peers)")
-            })?;
-            let weight: u32 = weight
-                .parse()
-                .map_err(|_| format!("weight {weight:?} of {name} is not a whole number"))?;
+            let (name, weight) =
+                part.split_once(':').ok_or_else(|| format!("mix entry {part:?} is not name:weight"))?;
+            let kind = Kind::parse(name)
+                .ok_or_else(|| format!("unknown query {name:?} in mix (known: ping, find_node, get_peers)"))?;
+            let weight: u32 =
+                weight.parse().map_err(|_| format!("weight {weight:?} of {name} is not a whole number"))?;
             weights.push((kind, weight));
         }
-        let total = weights
-            .iter()
-            .try_fold(0u32, |acc, (_, w)| acc.checked_add(*w));
+        let total = weights.iter().try_fold(0u32, |acc, (_, w)| acc.checked_add(*w));
         match total {
             Some(total) if total > 0 => Ok(Self { weights, total }),
-            _ => Err(format!(
-                "mix {spec:?} has no positive weight (or weights overflow)"
-            )),
+            _ => Err(format!("mix {spec:?} has no positive weight (or weights overflow)")),
         }
     }
 
@@ -82,14 +75,7 @@ impl Mix {
 ///
 /// `arg` is the `target` of `find_node` or the `info_hash` of `get_peers`, unused for `ping`.
 /// `read_only` adds the BEP 43 `ro` flag, which asks the target not to add us to its table.
-pub fn encode_query(
-    out: &mut Vec<u8>,
-    kind: Kind,
-    tx: [u8; 2],
-    id: &[u8; 20],
-    arg: &[u8; 20],
-    read_only: bool,
-) {
+pub fn encode_query(out: &mut Vec<u8>, kind: Kind, tx: [u8; 2], id: &[u8; 20], arg: &[u8; 20], read_only: bool) {
     out.extend_from_slice(b"d1:ad2:id20:");
     out.extend_from_slice(id);
     match kind {
@@ -167,9 +153,7 @@ fn string(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     if digits.is_empty() || digits.len() > 7 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let len = digits
-        .iter()
-        .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+    let len = digits.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
     let end = colon.checked_add(1 + len)?;
     Some((buf.get(colon + 1..end)?, end))
 }
@@ -201,14 +185,7 @@ mod tests {
     #[test]
     fn find_node_matches_the_bep5_layout() {
         let mut out = Vec::new();
-        encode_query(
-            &mut out,
-            Kind::FindNode,
-            *b"aa",
-            &[b'A'; 20],
-            &[b'B'; 20],
-            false,
-        );
+        encode_query(&mut out, Kind::FindNode, *b"aa", &[b'A'; 20], &[b'B'; 20], false);
         let expected = b"d1:ad2:id20:AAAAAAAAAAAAAAAAAAAA6:target20:BBBBBBBBBBBBBBBBBBBBe\
                          1:q9:find_node1:t2:aa1:y1:qe";
         assert_eq!(out, expected.to_vec());
@@ -217,23 +194,13 @@ mod tests {
     #[test]
     fn get_peers_and_ping_and_read_only() {
         let mut out = Vec::new();
-        encode_query(
-            &mut out,
-            Kind::GetPeers,
-            *b"xy",
-            &[b'A'; 20],
-            &[b'C'; 20],
-            true,
-        );
+        encode_query(&mut out, Kind::GetPeers, *b"xy", &[b'A'; 20], &[b'C'; 20], true);
         let expected = b"d1:ad2:id20:AAAAAAAAAAAAAAAAAAAA9:info_hash20:CCCCCCCCCCCCCCCCCCCCe\
                          1:q9:get_peers2:roi1e1:t2:xy1:y1:qe";
         assert_eq!(out, expected.to_vec());
         out.clear();
         encode_query(&mut out, Kind::Ping, *b"zz", &[b'A'; 20], &[0; 20], false);
-        assert_eq!(
-            out,
-            b"d1:ad2:id20:AAAAAAAAAAAAAAAAAAAAe1:q4:ping1:t2:zz1:y1:qe".to_vec()
-        );
+        assert_eq!(out, b"d1:ad2:id20:AAAAAAAAAAAAAAAAAAAAe1:q4:ping1:t2:zz1:y1:qe".to_vec());
     }
 
     #[test]

@@ -71,8 +71,8 @@ impl Counts {
 
 /// Runs one source to completion; returns its counts and how long it ran.
 pub fn run(config: &SourceConfig) -> io::Result<(Counts, Duration)> {
-    let socket = UdpSocket::bind(config.bind)
-        .map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", config.bind)))?;
+    let socket =
+        UdpSocket::bind(config.bind).map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", config.bind)))?;
     // Connected: the kernel drops datagrams from anyone else, and an ICMP port-unreachable
     // from a target that is not listening surfaces as an error instead of silent timeouts.
     socket.connect(config.target)?;
@@ -154,17 +154,8 @@ impl<'c> Source<'c> {
         let kind = self.config.mix.pick(&mut self.rng);
         let arg: [u8; 20] = self.rng.gen();
         self.out.clear();
-        encode_query(
-            &mut self.out,
-            kind,
-            tx.to_be_bytes(),
-            &self.id,
-            &arg,
-            self.config.read_only,
-        );
-        self.socket
-            .send(&self.out)
-            .map_err(|e| self.target_error(e))?;
+        encode_query(&mut self.out, kind, tx.to_be_bytes(), &self.id, &arg, self.config.read_only);
+        self.socket.send(&self.out).map_err(|e| self.target_error(e))?;
         self.counts.sent += 1;
         if self.in_flight.insert(tx, Instant::now()).is_some() {
             // The id wrapped around onto a query that never got an answer.
@@ -177,14 +168,7 @@ impl<'c> Source<'c> {
     fn receive_one(&mut self) -> io::Result<bool> {
         let len = match self.socket.recv(&mut self.buf) {
             Ok(len) => len,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Ok(false)
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(false),
             Err(e) => return Err(self.target_error(e)),
         };
         match scan(&self.buf[..len]) {
@@ -210,8 +194,7 @@ impl<'c> Source<'c> {
     fn expire(&mut self, now: Instant) {
         let timeout = self.config.query_timeout;
         let before = self.in_flight.len();
-        self.in_flight
-            .retain(|_, sent| now.duration_since(*sent) < timeout);
+        self.in_flight.retain(|_, sent| now.duration_since(*sent) < timeout);
         self.counts.timeouts += (before - self.in_flight.len()) as u64;
     }
 
@@ -221,10 +204,7 @@ impl<'c> Source<'c> {
         } else {
             ""
         };
-        io::Error::new(
-            e.kind(),
-            format!("{} -> {}: {e}{hint}", self.config.bind, self.config.target),
-        )
+        io::Error::new(e.kind(), format!("{} -> {}: {e}{hint}", self.config.bind, self.config.target))
     }
 }
 
@@ -244,9 +224,7 @@ mod tests {
     /// eighth query; it stops after 500 ms without a query and returns how many it saw.
     fn fake_target() -> (SocketAddr, std::thread::JoinHandle<u64>) {
         let socket = UdpSocket::bind("127.201.0.1:0").expect("bind the fake target");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .expect("set timeout");
+        socket.set_read_timeout(Some(Duration::from_millis(500))).expect("set timeout");
         let addr = socket.local_addr().expect("local addr");
         let handle = std::thread::spawn(move || {
             let (mut buf, mut seen) = ([0u8; 1500], 0u64);
@@ -261,11 +239,7 @@ mod tests {
                 }
                 let mut reply = b"d1:rd2:id20:AAAAAAAAAAAAAAAAAAAAe1:t2:".to_vec();
                 reply.extend_from_slice(&tx);
-                let y: &[u8] = if tx[1] % 2 == 0 {
-                    b"1:y1:re"
-                } else {
-                    b"1:y1:ee"
-                };
+                let y: &[u8] = if tx[1] % 2 == 0 { b"1:y1:re" } else { b"1:y1:ee" };
                 reply.extend_from_slice(y);
                 let _ = socket.send_to(&reply, from);
             }
@@ -291,15 +265,8 @@ mod tests {
         let seen = handle.join().expect("fake target thread");
         assert!(elapsed >= config.duration);
         assert_eq!(seen, counts.sent, "{counts:?}");
-        assert!(
-            counts.answered > 0 && counts.errors > 0 && counts.timeouts > 0,
-            "{counts:?}"
-        );
-        assert_eq!(
-            counts.sent,
-            counts.answered + counts.errors + counts.timeouts,
-            "{counts:?}"
-        );
+        assert!(counts.answered > 0 && counts.errors > 0 && counts.timeouts > 0, "{counts:?}");
+        assert_eq!(counts.sent, counts.answered + counts.errors + counts.timeouts, "{counts:?}");
         assert_eq!(counts.late + counts.other, 0, "{counts:?}");
     }
 }

@@ -174,8 +174,9 @@ pub enum CreateError {
 /// Why a BEP 52 hash request or proof is unusable.
 #[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProofError {
-    /// `length` is not a power of two ≥ 2, or `index` is not a multiple of it.
-    #[error("hash request length must be a power of two >= 2 and index a multiple of it")]
+    /// `length` is not a power of two (at most `MAX_HASH_REQUEST`), or `index` is not a
+    /// multiple of it.
+    #[error("hash request length must be a power of two and index a multiple of it")]
     BadShape,
     /// The base layer, the range or the proof layers reach outside the tree.
     #[error("hash request reaches outside the tree")]

@@ -111,7 +111,8 @@ pub struct HashRequest {
     pub base_layer: u32,
     /// Index of the first requested hash in the base layer; a multiple of `length`.
     pub index: u32,
-    /// Number of base-layer hashes: a power of two, at least 2.
+    /// Number of base-layer hashes: a power of two (BEP 52 says at least 2; libtorrent asks
+    /// for 1 at the tail of a file of `512·k + 1` pieces, so 1 is accepted too).
     pub length: u32,
     /// Number of ancestor layers whose uncle hashes are wanted (the first
     /// `log2(length) - 1` of them are implied by the base hashes and not sent).
@@ -220,31 +221,20 @@ impl MerkleTree {
     /// The answer to a hash request: `length` hashes of the base layer, then the uncle
     /// hashes of the proof layers that are not implied by them.
     pub fn hashes(&self, req: &HashRequest) -> Result<Vec<[u8; 32]>, ProofError> {
-        req.check(self.num_blocks)?;
         if req.base_layer < self.base_height {
             return Err(ProofError::OutOfRange);
         }
-        let mut out = Vec::with_capacity(req.length as usize + req.proof_layers as usize);
-        for i in 0..u64::from(req.length) {
-            out.push(self.node(req.base_layer, u64::from(req.index) + i).ok_or(ProofError::OutOfRange)?);
-        }
-        let k = req.length.trailing_zeros();
-        for h in req.uncle_heights() {
-            let ancestor = u64::from(req.index) >> (h - req.base_layer);
-            debug_assert!(h >= req.base_layer + k);
-            out.push(self.node(h, ancestor ^ 1).ok_or(ProofError::OutOfRange)?);
-        }
-        Ok(out)
+        req.answer(self.num_blocks, |h, i| self.node(h, i))
     }
 }
 
 impl HashRequest {
     /// Checks the request against a file of `num_blocks` blocks: `length` a power of two
-    /// in `2..=MAX_HASH_REQUEST`, `index` a multiple of it, the range inside the base
+    /// in `1..=MAX_HASH_REQUEST`, `index` a multiple of it, the range inside the base
     /// layer, the base layer below the root and the proof not past the root's children.
     pub fn check(&self, num_blocks: u64) -> Result<(), ProofError> {
         let len = self.length;
-        if len < 2 || !len.is_power_of_two() || len > MAX_HASH_REQUEST || self.index & (len - 1) != 0 {
+        if !len.is_power_of_two() || len > MAX_HASH_REQUEST || self.index & (len - 1) != 0 {
             return Err(ProofError::BadShape);
         }
         let top = tree_height(num_blocks);
@@ -256,6 +246,28 @@ impl HashRequest {
             return Err(ProofError::OutOfRange);
         }
         Ok(())
+    }
+
+    /// The answer to this request in a file of `num_blocks` blocks, reading the tree's
+    /// nodes (padding included) through `node(height, index)`: the `length` base hashes,
+    /// then one uncle per proof layer above the requested subtree, lowest first (BEP 52:
+    /// "hashes starts with the base layer and ends with the uncle hash closest to the
+    /// root"). `OutOfRange` when `node` cannot give a needed node.
+    pub fn answer(
+        &self,
+        num_blocks: u64,
+        node: impl Fn(u32, u64) -> Option<[u8; 32]>,
+    ) -> Result<Vec<[u8; 32]>, ProofError> {
+        self.check(num_blocks)?;
+        let mut out = Vec::with_capacity(self.answer_len());
+        for i in 0..u64::from(self.length) {
+            out.push(node(self.base_layer, u64::from(self.index) + i).ok_or(ProofError::OutOfRange)?);
+        }
+        for h in self.uncle_heights() {
+            let ancestor = u64::from(self.index) >> (h - self.base_layer);
+            out.push(node(h, ancestor ^ 1).ok_or(ProofError::OutOfRange)?);
+        }
+        Ok(out)
     }
 
     /// Heights of the uncle hashes in the answer: from the top of the requested subtree
@@ -500,7 +512,10 @@ mod tests {
         assert_eq!(ok.check(64), Ok(()));
         assert_eq!(ok.answer_len(), 4 + 4);
         assert_eq!(HashRequest { length: 3, ..ok }.check(64), Err(ProofError::BadShape));
-        assert_eq!(HashRequest { length: 1, index: 0, ..ok }.check(64), Err(ProofError::BadShape));
+        assert_eq!(HashRequest { length: 0, index: 0, ..ok }.check(64), Err(ProofError::BadShape));
+        // libtorrent's single-hash tail request: one base hash, then every proof layer.
+        let one = HashRequest { base_layer: 0, index: 5, length: 1, proof_layers: 5 };
+        assert_eq!((one.check(64), one.answer_len()), (Ok(()), 7));
         assert_eq!(HashRequest { index: 2, ..ok }.check(64), Err(ProofError::BadShape));
         assert_eq!(HashRequest { index: 64, ..ok }.check(64), Err(ProofError::OutOfRange));
         assert_eq!(HashRequest { proof_layers: 6, ..ok }.check(64), Err(ProofError::OutOfRange));

@@ -147,6 +147,12 @@ pub struct FetchArgs {
     /// Give up after this many seconds (exit 1).
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<f64>,
+    /// Download only this file: its path inside the torrent (`dir/file`, with or without
+    /// the torrent's name in front); repeat for several. Pieces shared with other files
+    /// are fetched too, other files are not created unless such a piece reaches them.
+    /// Exits 0 once the chosen files are verified; 2 if PATH is not in the torrent.
+    #[arg(long, value_name = "PATH")]
+    pub only: Vec<String>,
 }
 
 /// `mycel dht ...`
@@ -227,9 +233,10 @@ pub struct ItemGetArgs {
 /// `mycel dht node`
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// UDP address to listen on.
+    /// UDP address to listen on; give it twice, an IPv4 and an IPv6 address, for a dual-stack
+    /// node (BEP 32), e.g. --listen 0.0.0.0:6881 --listen [::]:6881.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:6881", value_parser = parse_listen)]
-    pub listen: SocketAddr,
+    pub listen: Vec<SocketAddr>,
     /// A node or router to join through (HOST:PORT); repeat for several. Not needed when a
     /// routing table was saved by an earlier run.
     #[arg(long, value_name = "ADDR", value_parser = parse_remote)]
@@ -242,7 +249,14 @@ pub struct NodeArgs {
     /// (bursts of twice that pass); 0 turns the limit off, for benchmarks and trusted networks.
     #[arg(long, value_name = "N", default_value_t = 250)]
     pub rate_limit: u32,
-    /// Print the ready line as JSON: {"event":"listening","addr":...,"id":...}.
+    /// BEP 42: give nodes whose id does not match their public IP no write token, and do not
+    /// let their answers end lookups or make them put/announce targets (their nodes are still
+    /// followed). Off by default, as in libtorrent, while much of the network has random ids.
+    /// Our own id is derived from our public IP either way, once responders agree on it.
+    #[arg(long)]
+    pub enforce_node_id: bool,
+    /// Print the ready line as JSON: {"event":"listening","addr":...,"addrs":[...],"id":...}
+    /// (`addr` is the first listen address).
     #[arg(long)]
     pub json: bool,
 }
@@ -321,7 +335,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
     /// Parallel requests per lookup (Kademlia's α) on every node.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=16))]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub alpha: u8,
     /// Print the report as one JSON object on stdout.
     #[arg(long)]

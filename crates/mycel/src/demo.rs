@@ -67,7 +67,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let progress = Progress::new();
 
-    let (network, joined) = Network::start(usize::from(args.nodes), usize::from(args.alpha), &mut rng, &progress).await?;
+    let (network, joined) =
+        Network::start(usize::from(args.nodes), usize::from(args.alpha), &mut rng, &progress).await?;
     let join_ms = millis(started.elapsed());
     let sizes = network.settle(&progress).await;
     let join = JoinReport {

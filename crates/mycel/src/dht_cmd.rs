@@ -37,25 +37,29 @@ pub async fn run(command: DhtCommand) -> Result<ExitCode> {
 }
 
 async fn node(args: NodeArgs) -> Result<ExitCode> {
+    check_listen(&args.listen)?;
     let data_dir = args.data_dir.or_else(default_data_dir);
     if data_dir.is_none() {
         eprintln!(
             "mycel: no data directory (set --data-dir, XDG_DATA_HOME or HOME); the routing table will not be kept"
         );
     }
-    let mut config = DhtConfig::new(args.listen);
+    let mut config = DhtConfig::new(args.listen[0]);
+    config.listen = args.listen.clone();
     config.bootstrap = args.bootstrap.clone();
     config.data_dir = data_dir;
     config.node.rate_limit_per_sec = args.rate_limit;
+    config.node.enforce_node_id = args.enforce_node_id;
     config.node.rate_limit_burst = args.rate_limit.saturating_mul(2);
     let handle = Dht::spawn(config).await?;
 
-    let addr = handle.local_addr();
+    let (addr, addrs) = (handle.local_addr(), handle.local_addrs().to_vec());
     let id = handle.id().to_hex();
     if args.json {
-        output::json(&Listening { event: "listening", addr, id })?;
+        output::json(&Listening { event: "listening", addr, addrs, id })?;
     } else {
-        output::line(&format!("listening on {addr} as node {id}"))?;
+        let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        output::line(&format!("listening on {} as node {id}", list.join(" and ")))?;
     }
 
     let progress = tokio::spawn(report_progress(handle.clone(), args.bootstrap.len()));
@@ -64,6 +68,21 @@ async fn node(args: NodeArgs) -> Result<ExitCode> {
     eprintln!("mycel: {}, saving state and stopping", signal?);
     handle.shutdown().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--listen` of `mycel dht node`: one address, or one IPv4 and one IPv6 address.
+fn check_listen(listen: &[SocketAddr]) -> Result<()> {
+    let v4 = listen.iter().filter(|a| a.is_ipv4()).count();
+    let v6 = listen.len() - v4;
+    if v4 > 1 || v6 > 1 {
+        let list: Vec<String> = listen.iter().map(ToString::to_string).collect();
+        return Err(UsageError(format!(
+            "--listen takes at most one IPv4 and one IPv6 address (a dual-stack node), got {}",
+            list.join(", ")
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Tells on stderr how joining goes, then logs the table size now and then.
@@ -137,7 +156,12 @@ pub(crate) struct OneShot {
 
 impl OneShot {
     /// Starts the node; with `join`, requires `--bootstrap` and waits until the node has joined.
-    pub(crate) async fn start(common: &OneShotArgs, command: &str, join: bool, target: Option<SocketAddr>) -> Result<Self> {
+    pub(crate) async fn start(
+        common: &OneShotArgs,
+        command: &str,
+        join: bool,
+        target: Option<SocketAddr>,
+    ) -> Result<Self> {
         if join && common.bootstrap.is_empty() {
             return Err(UsageError(format!(
                 "'mycel dht {command}' needs at least one --bootstrap ADDR to join the DHT through"

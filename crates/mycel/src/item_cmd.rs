@@ -268,6 +268,7 @@ fn refusals_text(refused: &[Refusal]) -> String {
 
 fn error_name(code: i64) -> String {
     match code {
+        202 => "202 server error: the node could not store it".into(),
         205 => "205 value too big".into(),
         206 => "206 invalid signature".into(),
         207 => "207 salt too big".into(),

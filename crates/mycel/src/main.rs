@@ -13,8 +13,8 @@ mod demo_files;
 mod demo_items;
 mod dht_cmd;
 mod item_cmd;
-mod sample_cmd;
 mod output;
+mod sample_cmd;
 mod torrent_cmd;
 
 use std::process::ExitCode;

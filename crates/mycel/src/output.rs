@@ -13,8 +13,10 @@ use serde::Serialize;
 pub struct Listening {
     /// Always `"listening"`.
     pub event: &'static str,
-    /// The bound UDP address.
+    /// The bound UDP address (the first one of a dual-stack node).
     pub addr: SocketAddr,
+    /// Every bound UDP address: one, or an IPv4 and an IPv6 address.
+    pub addrs: Vec<SocketAddr>,
     /// Our node id, hex.
     pub id: String,
 }

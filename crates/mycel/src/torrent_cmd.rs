@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mycel_metainfo::{CreateOptions, FileSpec, Metainfo, PieceHashes, TorrentBuilder, TorrentVersion};
 use mycel_net::torrent::{
-    AddOptions, Existing, Progress, Session, SessionConfig, SessionHandle, TorrentError, TorrentSource,
+    select_files, AddOptions, Existing, Progress, Session, SessionConfig, SessionHandle, TorrentError, TorrentSource,
 };
 use mycel_net::{Dht, DhtConfig, Handle};
 use serde::Serialize;
@@ -98,6 +98,8 @@ struct Sharing {
 struct FetchSummary {
     /// Size of the torrent.
     bytes: u64,
+    /// Bytes of verified pieces (less than `bytes` with `--only`).
+    verified: u64,
     /// Bytes downloaded by this run.
     downloaded: u64,
     /// Seconds from start to all pieces verified.
@@ -115,13 +117,23 @@ struct FetchSummary {
 /// `mycel fetch`.
 pub async fn fetch(args: FetchArgs) -> Result<ExitCode> {
     let source = parse_source(&args.source)?;
+    if let TorrentSource::Metainfo(m) = &source {
+        // Checked before any socket opens; a magnet's files are checked after its metadata.
+        select_files(m.info(), &args.only).map_err(usage)?;
+    }
     let dht = start_dht(args.listen, &args.bootstrap, false).await?;
     let mut cfg = SessionConfig::new(args.listen);
     cfg.dht = dht.clone();
     cfg.data_dir = Some(args.data_dir.clone().unwrap_or_else(|| args.out.join(".mycel")));
     let session = Session::start(cfg).await?;
     let existing = if args.recheck { Existing::Recheck } else { Existing::Auto };
-    let opts = AddOptions { peers: args.peer.clone(), existing, seed: args.seed, ..AddOptions::default() };
+    let opts = AddOptions {
+        peers: args.peer.clone(),
+        existing,
+        seed: args.seed,
+        only: args.only.clone(),
+        ..AddOptions::default()
+    };
     let torrent = session.add_torrent(source, args.out.clone(), opts).await?;
     let bar = progress_bar();
     let mut watch = torrent.watch();
@@ -134,7 +146,7 @@ pub async fn fetch(args: FetchArgs) -> Result<ExitCode> {
             }
         };
         tokio::select! {
-            r = torrent.wait_complete() => break r.map_err(|e| anyhow!(e)),
+            r = torrent.wait_complete() => break r.map_err(usage),
             c = watch.changed() => {
                 if c.is_err() { break Err(anyhow!(TorrentError::Stopped)); }
                 draw(&bar, &watch.borrow_and_update());
@@ -162,10 +174,20 @@ pub async fn fetch(args: FetchArgs) -> Result<ExitCode> {
     code
 }
 
+/// A torrent error for the exit status: a file asked for that is not in the torrent is bad
+/// input (2), the rest is failed work (1).
+fn usage(e: TorrentError) -> anyhow::Error {
+    match e {
+        TorrentError::NotInTorrent(_) => UsageError(e.to_string()).into(),
+        e => anyhow!(e),
+    }
+}
+
 fn report(p: &Progress, json: bool) -> Result<()> {
     let seconds = p.elapsed.as_secs_f64().max(1e-6);
     let summary = FetchSummary {
         bytes: p.bytes_total,
+        verified: p.bytes_done,
         downloaded: p.downloaded,
         seconds: (seconds * 1000.0).round() / 1000.0,
         mb_per_s: ((p.downloaded as f64 / 1e6 / seconds) * 10.0).round() / 10.0,
@@ -184,7 +206,7 @@ fn report(p: &Progress, json: bool) -> Result<()> {
         output::line(&format!(
             "{}: {} bytes verified; downloaded {} bytes in {:.2} s ({:.1} MB/s) from {} peer(s), {} bad piece(s)",
             p.name.as_deref().unwrap_or("torrent"),
-            summary.bytes,
+            summary.verified,
             summary.downloaded,
             summary.seconds,
             summary.mb_per_s,

@@ -82,6 +82,11 @@ fn help_explains_the_commands() {
     for flag in ["--bootstrap", "--listen", "--timeout", "--json", "<INFOHASH>"] {
         assert!(stdout(&out).contains(flag), "get-peers --help lacks {flag}");
     }
+    let out = mycel(&["dht", "node", "--help"]);
+    assert!(out.status.success());
+    for flag in ["--listen", "--bootstrap", "--data-dir", "--rate-limit", "--enforce-node-id"] {
+        assert!(stdout(&out).contains(flag), "dht node --help lacks {flag}");
+    }
 }
 
 #[test]
@@ -94,6 +99,7 @@ fn bad_input_exits_2_with_one_line() {
         (&["dht", "announce", INFO_HASH, "--bootstrap", "127.0.0.1:6881"], "--port"),
         (&["dht", "ping", "127.0.0.1:6881", "--no-such-flag"], "--no-such-flag"),
         (&["dht", "ping", "127.0.0.1:6881", "--timeout", "soon"], "seconds"),
+        (&["dht", "node", "--listen", "127.0.0.1:0", "--listen", "127.0.0.2:0"], "at most one IPv4 and one IPv6"),
     ];
     for (args, needle) in cases {
         let out = mycel(args);
@@ -113,6 +119,7 @@ fn one_shot_commands_against_a_running_node() {
     let addr = ready["addr"].as_str().expect("addr is a string").to_owned();
     let id = ready["id"].as_str().expect("id is a string").to_owned();
     assert!(addr.starts_with("127.4.0.1:") && !addr.ends_with(":0"), "{addr}");
+    assert_eq!(ready["addrs"], serde_json::json!([addr]));
     assert_eq!(id.len(), 40);
 
     let pong = json(&["dht", "ping", &addr, "--listen", "127.4.0.2:0", "--json"]);
@@ -182,4 +189,38 @@ fn demo_with_16_nodes_succeeds() {
     assert!(out.status.success(), "demo failed:\n{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("OK: every announced info-hash was found"), "{}", stdout(&out));
     assert!(stdout(&out).contains("items:         CHK, SSK and KSK stored on"), "{}", stdout(&out));
+}
+
+/// `mycel dht node` with an IPv4 and an IPv6 `--listen` reports both. IPv6 is used only in
+/// a network namespace of the test's own (`unshare -rn`, loopback up); without `unshare` the
+/// test fails and says so.
+#[test]
+fn a_dual_stack_node_reports_both_addresses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script =
+        r#"ip link set lo up && exec "$0" dht node --json --listen 127.0.0.1:0 --listen [::1]:0 --data-dir "$1""#;
+    let mut child = Command::new("unshare")
+        .args(["-rn", "sh", "-c", script, env!("CARGO_BIN_EXE_mycel")])
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("this test needs `unshare` (util-linux) and `ip` (iproute2) to make its own network namespace");
+    let out = child.stdout.take().expect("piped stdout");
+    let _guard = NodeGuard { child };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(10)).expect("the node prints its ready line within 10 s");
+    let ready: Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|_| panic!("no ready line ({line:?}): did `unshare -rn` or `ip link set lo up` fail?"));
+    let addrs: Vec<&str> = ready["addrs"].as_array().expect("addrs").iter().filter_map(Value::as_str).collect();
+    assert_eq!(addrs.len(), 2, "{ready}");
+    assert!(addrs[0].starts_with("127.0.0.1:") && addrs[1].starts_with("[::1]:"), "{ready}");
+    assert!(!addrs[0].ends_with(":0") && !addrs[1].ends_with(":0"), "{ready}");
+    assert_eq!(ready["addr"], addrs[0]);
 }

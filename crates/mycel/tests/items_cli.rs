@@ -155,7 +155,16 @@ fn sample_returns_what_a_node_stores() {
     let (_node, addr) = start_node("127.5.2.1:0", None, &dir.path().join("n"));
     let info_hash = "00112233445566778899aabbccddeeff00112233";
     let announced = json(&[
-        "dht", "announce", info_hash, "--port", "4000", "--bootstrap", &addr, "--listen", "127.5.2.2:0", "--json",
+        "dht",
+        "announce",
+        info_hash,
+        "--port",
+        "4000",
+        "--bootstrap",
+        &addr,
+        "--listen",
+        "127.5.2.2:0",
+        "--json",
     ]);
     assert_eq!(announced["announced_to"], 1, "{announced}");
     let sample = json(&["dht", "sample", &addr, "--listen", "127.5.2.3:0", "--json"]);

@@ -1,5 +1,6 @@
-//! `mycel create`, `share` and `fetch` as processes: bad input exits 2 with one line, and a
-//! download killed with SIGKILL resumes where it was without fetching verified pieces again.
+//! `mycel create`, `share` and `fetch` as processes: bad input exits 2 with one line, a
+//! download killed with SIGKILL resumes where it was without fetching verified pieces again,
+//! and `fetch --only` downloads just the chosen files.
 
 // A test of a binary spawns processes and a reader thread.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types, clippy::unwrap_used, clippy::expect_used)]
@@ -118,6 +119,67 @@ fn fetch_resumes_after_sigkill_without_refetching() {
     assert_eq!(total, data.len() as u64);
     assert!(downloaded < total * 9 / 10, "resumed fetch downloaded {downloaded} of {total}");
     assert!(std::fs::read(out.join("blob.bin")).unwrap() == data, "data differs after resume");
+}
+
+/// `mycel share --json` on a .torrent; returns the process guard and its JSON line.
+fn share(torrent: &Path, dir: &Path, listen: &str) -> (Guard, Value) {
+    let mut share = bin()
+        .args(["share", "--json", "--listen", listen, "--dir"])
+        .arg(dir)
+        .arg(torrent)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(share.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (Guard(share), serde_json::from_str(&line).expect("share prints a JSON line"))
+}
+
+#[test]
+fn fetch_only_downloads_the_chosen_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = dir.path().join("src").join("content");
+    std::fs::create_dir_all(content.join("sub")).unwrap();
+    write_random(&content.join("a.bin"), 3 << 20);
+    let b = write_random(&content.join("sub").join("b.bin"), 200 * 1024 + 7);
+    write_random(&content.join("c.bin"), 100 * 1024);
+    let torrent = dir.path().join("t.torrent");
+    let st = bin().args(["create", "--v1", "--piece-size", "64K", "-o"]).arg(&torrent).arg(&content).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let (_share, ready) = share(&torrent, &dir.path().join("src"), "127.0.0.44:0");
+    let magnet = ready["magnet"].as_str().unwrap().to_string();
+
+    // By magnet (the selection is checked after the metadata arrives).
+    let out = dir.path().join("out");
+    let r = bin()
+        .args(["fetch", "--listen", "127.0.0.45:0", "--timeout", "30", "--json", "--only", "sub/b.bin", "--out"])
+        .arg(&out)
+        .arg(&magnet)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let summary: Value = serde_json::from_str(String::from_utf8_lossy(&r.stdout).trim()).unwrap();
+    assert!(std::fs::read(out.join("content/sub/b.bin")).unwrap() == b, "b.bin differs");
+    assert!(!out.join("content/a.bin").exists(), "a.bin was not chosen and shares no piece with b.bin");
+    // b.bin's pieces (4, the last shared with c.bin) and nothing else.
+    assert!(summary["downloaded"].as_u64().unwrap() <= 4 * 65536, "{summary}");
+    assert!(summary["verified"].as_u64().unwrap() < summary["bytes"].as_u64().unwrap(), "{summary}");
+
+    // A path not in the torrent: exit 2 with one line, from a .torrent and from a magnet.
+    for source in [torrent.to_str().unwrap(), magnet.as_str()] {
+        let r = bin()
+            .args(["fetch", "--listen", "127.0.0.46:0", "--timeout", "30", "--only", "nope.bin", "--out"])
+            .arg(dir.path().join("out2"))
+            .arg(source)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{source}: {err}");
+        assert!(err.contains("no file \"nope.bin\" in the torrent"), "{err}");
+    }
+    let help = bin().args(["fetch", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--only <PATH>"));
 }
 
 #[test]

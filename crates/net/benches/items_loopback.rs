@@ -63,9 +63,13 @@ async fn put_and_get_on_a_loopback_network() {
         v.sort_by(f64::total_cmp);
     }
     eprintln!("{NODES} nodes on loopback, {OPS} mutable puts and gets:");
-    for (name, v) in
-        [("put ms", &put_ms), ("put requests", &put_req), ("stored on", &stored), ("get ms", &get_ms), ("get requests", &get_req)]
-    {
+    for (name, v) in [
+        ("put ms", &put_ms),
+        ("put requests", &put_req),
+        ("stored on", &stored),
+        ("get ms", &get_ms),
+        ("get requests", &get_req),
+    ] {
         eprintln!(
             "{name:>14}: p50 {:>6.1}  p90 {:>6.1}  p99 {:>6.1}",
             percentile(v, 0.5),

@@ -1,9 +1,16 @@
-//! The task that owns a [`Node`] and its UDP socket.
+//! The task that owns a [`Node`] and its UDP sockets (one, or one per family).
 //!
-//! It is the run loop of the node's calling contract: `select!` over a received datagram, the
-//! node's next timer, a command from a handle and the periodic save; after every branch, drain
-//! the node's datagrams (sent with `send_to`) and events (routed to the waiting command by
-//! [`QueryId`]). Protocol decisions stay in the node; this file only moves bytes and replies.
+//! It is the run loop of the node's calling contract: `select!` over a received datagram on
+//! either socket, the node's next timer, a command from a handle, the end of a write to the
+//! state file and the periodic save; after every branch, drain the node's datagrams (each
+//! sent through the socket of its destination's family) and events (routed to the waiting
+//! command by [`QueryId`]). Protocol decisions stay in the node; this file only moves bytes
+//! and replies.
+//!
+//! Writes of items go through one lane: at most one transaction runs on the blocking pool;
+//! what the node accepts meanwhile (puts waiting for the disk, the node's own items to
+//! publish) becomes the next transaction, so a burst of puts costs one commit, not one each.
+//! A put is answered when its write is reported back to the node (`handle_items_written`).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -13,23 +20,19 @@ use std::time::Duration;
 
 use mycel_dht::{
     Event, ImmutableItem, InfoHash, ItemGetResult, ItemKind, ItemPutResult, LookupResult, MutableItem, Node, NodeId,
-    StoredItem,
-    NodeInfo, QueryId, Stats, Transmit,
+    NodeInfo, QueryId, Stats, StoredItem,
 };
 use rand::RngCore;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, trace, warn, Instrument};
 
 use crate::handle::{GetPeersItem, Handle, IoCounters, Samples};
-use crate::udp::{send_all, try_recv_batch, RecvBatch};
-use crate::store::{Saved, Store};
+use crate::sockets::{Family, Sockets};
+use crate::store::{OwnItemOp, Saved, Store};
+use crate::udp::{try_recv_batch, RecvBatch};
 use crate::{DhtConfig, NetError};
 
-/// Socket buffer size asked of the kernel (it may grant less): a busy node receives bursts
-/// far larger than the default ~200 KiB holds.
-const SOCKET_BUFFER: usize = 4 << 20;
 /// Receive batches handled per wake-up before the outputs are flushed.
 const RECV_BATCHES: usize = 4;
 /// How often the routing table is saved while running.
@@ -44,7 +47,7 @@ pub(crate) enum Command {
     PutImmutable { item: ImmutableItem, reply: oneshot::Sender<ItemPutResult> },
     PutMutable { item: MutableItem, cas: Option<i64>, reply: oneshot::Sender<ItemPutResult> },
     GetItem { target: NodeId, kind: ItemKind, reply: oneshot::Sender<ItemGetResult> },
-    Publish { item: StoredItem, reply: oneshot::Sender<ItemPutResult> },
+    Publish { item: StoredItem, reply: PublishReply },
     Sample { addr: SocketAddr, target: NodeId, reply: oneshot::Sender<Result<Samples, NetError>> },
     Unpublish { target: NodeId, reply: oneshot::Sender<bool> },
     Stats(oneshot::Sender<Stats>),
@@ -53,12 +56,16 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<Result<(), NetError>>),
 }
 
+/// Where the outcome of a publish goes.
+pub(crate) type PublishReply = oneshot::Sender<Result<ItemPutResult, NetError>>;
+
 /// Who waits for the events of a query.
 enum Pending {
     Ping(oneshot::Sender<Result<(NodeInfo, Duration), NetError>>),
     Lookup(oneshot::Sender<LookupResult>),
     Peers(mpsc::UnboundedSender<GetPeersItem>),
     ItemPut(oneshot::Sender<ItemPutResult>),
+    Publish(PublishReply),
     ItemGet(oneshot::Sender<ItemGetResult>),
     Sample(oneshot::Sender<Result<Samples, NetError>>),
 }
@@ -71,6 +78,7 @@ impl Pending {
             Pending::Lookup(tx) => tx.is_closed(),
             Pending::Peers(tx) => tx.is_closed(),
             Pending::ItemPut(tx) => tx.is_closed(),
+            Pending::Publish(tx) => tx.is_closed(),
             Pending::ItemGet(tx) => tx.is_closed(),
             Pending::Sample(tx) => tx.is_closed(),
         }
@@ -78,18 +86,17 @@ impl Pending {
 }
 
 /// Binds, loads the saved state, builds the node and starts its task.
-pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
-    let bind_err = |source: io::Error| NetError::Bind { addr: config.listen, source };
-    let socket = bind_udp(config.listen).map_err(bind_err)?;
-    let local_addr = socket.local_addr().map_err(bind_err)?;
+pub(crate) async fn spawn(mut config: DhtConfig) -> Result<Handle, NetError> {
+    let sockets = Sockets::bind(&config.listen)?;
+    let local_addrs = sockets.local_addrs().to_vec();
 
     let item_ttl = config.node.item_ttl.as_secs();
     let (store, saved, (saved_items, own_items)) = match &config.data_dir {
         Some(dir) => {
             let path = dir.join(crate::STATE_FILE);
-            let dir = dir.clone();
+            let (dir, faults) = (dir.clone(), config.store_faults.clone());
             let (store, saved, items) = blocking(move || {
-                let store = Store::open(&dir)?;
+                let store = Store::open(&dir)?.with_faults(faults);
                 let saved = store.load()?;
                 let items = (store.load_items(unix_now(), item_ttl)?, store.load_own_items()?);
                 Ok((store, saved, items))
@@ -121,7 +128,10 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
         }
     }
 
-    let span = tracing::info_span!("dht", addr = %local_addr, id = %&id.to_hex()[..8]);
+    // The driver decides these from what it has: both sockets, a disk.
+    config.node.dual_stack = sockets.is_dual_stack();
+    config.node.durable_items = store.is_some();
+    let span = tracing::info_span!("dht", addrs = ?local_addrs, id = %&id.to_hex()[..8]);
     let now = now();
     let mut node = Node::new(config.node, id, seed, now);
     span.in_scope(|| {
@@ -134,13 +144,21 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
             let age = Duration::from_secs(unix.saturating_sub(at));
             node.restore_item(now.checked_sub(age).unwrap_or(now), item);
         }
-        if !saved.nodes.is_empty() {
-            info!(nodes = saved.nodes.len(), "restoring saved routing table");
-            node.restore(now, &saved.nodes);
+        // Nodes of a family we have no socket for (say, saved by a dual-stack run) cannot be
+        // asked; they stay in the file until the next save.
+        let restorable: Vec<NodeInfo> = saved.nodes.iter().filter(|n| sockets.reaches(&n.addr)).copied().collect();
+        if !restorable.is_empty() {
+            info!(nodes = restorable.len(), "restoring saved routing table");
+            node.restore(now, &restorable);
         }
-        if !config.bootstrap.is_empty() {
-            info!(addrs = ?config.bootstrap, "bootstrapping");
-            node.bootstrap(now, &config.bootstrap);
+        let (bootstrap, unreachable): (Vec<SocketAddr>, Vec<SocketAddr>) =
+            config.bootstrap.iter().partition(|a| sockets.reaches(a));
+        if !unreachable.is_empty() {
+            warn!(addrs = ?unreachable, "no socket of their address family: these bootstrap addresses are ignored");
+        }
+        if !bootstrap.is_empty() {
+            info!(addrs = ?bootstrap, "bootstrapping");
+            node.bootstrap(now, &bootstrap);
         }
         for item in own_items {
             // Published again at once, through the saved nodes and bootstrap addresses (its
@@ -154,7 +172,7 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
     let io = Arc::new(IoCounters::default());
     let driver = Driver {
         node,
-        socket,
+        sockets,
         commands: rx,
         pending: BTreeMap::new(),
         bootstrap_waiters: Vec::new(),
@@ -162,15 +180,15 @@ pub(crate) async fn spawn(config: DhtConfig) -> Result<Handle, NetError> {
         store,
         saving: None,
         io: Arc::clone(&io),
-        outbox: Vec::new(),
+        disk: DiskLane::default(),
     };
     let task = tokio::spawn(driver.run().instrument(span));
-    Ok(Handle::new(commands, local_addr, id, restored, io, task))
+    Ok(Handle::new(commands, local_addrs, id, restored, io, task))
 }
 
 struct Driver {
     node: Node,
-    socket: UdpSocket,
+    sockets: Sockets,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Queries whose outcome someone waits for.
     pending: BTreeMap<QueryId, Pending>,
@@ -180,8 +198,30 @@ struct Driver {
     /// A periodic save still running on the blocking pool.
     saving: Option<JoinHandle<()>>,
     io: Arc<IoCounters>,
-    /// Datagrams drained from the node, sent in batches.
-    outbox: Vec<Transmit>,
+    disk: DiskLane,
+}
+
+/// The item writes: the one transaction running and what waits for the next.
+#[derive(Default)]
+struct DiskLane {
+    /// The transaction on the blocking pool.
+    writing: Option<JoinHandle<Result<(), NetError>>>,
+    /// Items of the node's queue in that transaction (reported back to the node in order).
+    items_in_flight: usize,
+    /// Publishes whose own item is in that transaction.
+    publishes_in_flight: Vec<WaitingPublish>,
+    /// Changes to the own items for the next transaction, in command order.
+    own_ops: Vec<OwnItemOp>,
+    /// Publishes whose own item is in `own_ops`.
+    publishes: Vec<WaitingPublish>,
+}
+
+/// A publish waiting for its item to be saved; the put starts once it is.
+struct WaitingPublish {
+    item: StoredItem,
+    reply: PublishReply,
+    /// False once unpublished while waiting: the put still runs once, without re-publishing.
+    keep: bool,
 }
 
 impl Driver {
@@ -193,13 +233,15 @@ impl Driver {
             self.flush().await;
             let deadline = self.node.poll_timeout();
             tokio::select! {
-                ready = self.socket.readable() => match ready {
-                    Ok(()) => self.receive(&mut batch),
+                (family, ready) = self.sockets.readable() => match ready {
+                    Ok(()) => self.receive(family, &mut batch),
                     Err(e) => warn!("socket: {e}"),
                 },
+                written = wait_write(&mut self.disk.writing) => self.on_written(written),
                 () = sleep_until(deadline) => self.node.handle_timeout(now()),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown(reply)) => {
+                        self.finish_writes().await;
                         let saved = self.save_now().await;
                         let _ = reply.send(saved);
                         break;
@@ -207,6 +249,7 @@ impl Driver {
                     Some(command) => self.on_command(command),
                     None => {
                         // Every handle is gone: keep what we learned and stop.
+                        self.finish_writes().await;
                         if let Err(e) = self.save_now().await {
                             warn!("saving state failed: {e}");
                         }
@@ -221,9 +264,10 @@ impl Driver {
 
     /// Handles what the socket has queued, a batch per system call, up to `RECV_BATCHES`
     /// batches before the outputs are flushed.
-    fn receive(&mut self, batch: &mut RecvBatch) {
+    fn receive(&mut self, family: Family, batch: &mut RecvBatch) {
         for _ in 0..RECV_BATCHES {
-            match try_recv_batch(&self.socket, batch) {
+            let Some(socket) = self.sockets.socket(family) else { return };
+            match try_recv_batch(socket, batch) {
                 Ok(0) => return,
                 Ok(n) => {
                     for i in 0..n {
@@ -296,20 +340,31 @@ impl Driver {
                 self.pending.insert(query, Pending::ItemGet(reply));
             }
             Command::Publish { item, reply } => {
-                self.in_background("saving a published item", {
-                    let item = item.clone();
-                    move |store| store.save_own_item(&item)
-                });
-                let query = self.node.publish(now, item);
-                self.pending.insert(query, Pending::ItemPut(reply));
+                if self.store.is_none() {
+                    let query = self.node.publish(now, item);
+                    self.pending.insert(query, Pending::Publish(reply));
+                } else {
+                    // Published once saved, so a restart publishes it again (on_written).
+                    self.disk.own_ops.push(OwnItemOp::Save(item.clone()));
+                    self.disk.publishes.push(WaitingPublish { item, reply, keep: true });
+                }
             }
             Command::Sample { addr, target, reply } => {
                 let query = self.node.sample_infohashes(now, addr, target);
                 self.pending.insert(query, Pending::Sample(reply));
             }
             Command::Unpublish { target, reply } => {
-                self.in_background("removing a published item", move |store| store.remove_own_item(&target.0));
-                let _ = reply.send(self.node.unpublish(&target));
+                let mut waiting = false;
+                for w in self.disk.publishes.iter_mut().chain(&mut self.disk.publishes_in_flight) {
+                    if w.item.target() == target.0 && w.keep {
+                        w.keep = false;
+                        waiting = true;
+                    }
+                }
+                if self.store.is_some() {
+                    self.disk.own_ops.push(OwnItemOp::Remove(target.0));
+                }
+                let _ = reply.send(self.node.unpublish(&target) || waiting);
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.node.stats());
@@ -326,21 +381,11 @@ impl Driver {
     }
 
     /// Drains the node's outputs until it has none; events may lead to cancellations, which
-    /// are applied before draining again.
+    /// are applied before draining again. Then starts the next item write if none runs.
     async fn flush(&mut self) {
         loop {
-            // Before the acknowledgements go out: an acknowledged put is on disk.
-            self.persist_items().await;
-            self.outbox.clear();
-            while let Some(transmit) = self.node.poll_transmit() {
-                self.outbox.push(transmit);
-            }
-            if !self.outbox.is_empty() {
-                let (sent, bytes, errors) = send_all(&self.socket, &self.outbox).await;
-                IoCounters::add(&self.io.datagrams_sent, sent);
-                IoCounters::add(&self.io.bytes_sent, bytes);
-                IoCounters::add(&self.io.send_errors, errors);
-            }
+            let node = &mut self.node;
+            self.sockets.send(std::iter::from_fn(|| node.poll_transmit()), &self.io).await;
             let mut cancels = Vec::new();
             while let Some(event) = self.node.poll_event() {
                 if let Some(query) = self.on_event(event) {
@@ -348,39 +393,84 @@ impl Driver {
                 }
             }
             if cancels.is_empty() {
-                return;
+                break;
             }
             for query in cancels {
                 self.node.cancel(query);
             }
         }
+        self.start_write();
     }
 
-    /// Runs a store write on the blocking pool without waiting for it (no-op without a store).
-    fn in_background(&self, what: &'static str, work: impl FnOnce(&Store) -> Result<(), NetError> + Send + 'static) {
-        let Some(store) = self.store.clone() else { return };
-        tokio::spawn(
-            async move {
-                if let Err(e) = blocking(move || work(&store)).await {
-                    warn!("{what} failed: {e}");
-                }
-            }
-            .in_current_span(),
-        );
-    }
-
-    /// Writes the items the node stored since the last call, in one transaction.
-    async fn persist_items(&mut self) {
-        let mut items = Vec::new();
-        while let Some(item) = self.node.poll_item_write() {
-            items.push(item);
-        }
-        let Some(store) = self.store.clone() else { return };
-        if items.is_empty() {
+    /// Starts a transaction with every item write waiting, unless one runs already. Without a
+    /// store the node's queue is only drained (its puts were answered at once).
+    fn start_write(&mut self) {
+        let Some(store) = self.store.clone() else {
+            while self.node.poll_item_write().is_some() {}
+            return;
+        };
+        if self.disk.writing.is_some() {
             return;
         }
-        if let Err(e) = blocking(move || store.save_items(&items, unix_now())).await {
-            warn!("saving stored items failed: {e}");
+        let items: Vec<StoredItem> = std::iter::from_fn(|| self.node.poll_item_write()).collect();
+        let own = std::mem::take(&mut self.disk.own_ops);
+        if items.is_empty() && own.is_empty() {
+            return;
+        }
+        self.disk.items_in_flight = items.len();
+        self.disk.publishes_in_flight = std::mem::take(&mut self.disk.publishes);
+        trace!(items = items.len(), own = own.len(), "writing");
+        let span = tracing::Span::current();
+        self.disk.writing = Some(tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            store.write_batch(&items, &own, unix_now())
+        }));
+    }
+
+    /// A transaction ended: tells the node (which answers the puts), starts the publishes
+    /// whose item was saved and fails those whose item was not.
+    fn on_written(&mut self, result: Result<(), NetError>) {
+        self.disk.writing = None;
+        let now = now();
+        let count = std::mem::take(&mut self.disk.items_in_flight);
+        let publishes = std::mem::take(&mut self.disk.publishes_in_flight);
+        if let Err(e) = &result {
+            warn!(items = count, own_items = publishes.len(), "writing items failed: {}", chain(e));
+        }
+        self.node.handle_items_written(now, count, result.is_ok());
+        for w in publishes {
+            match &result {
+                Ok(()) => {
+                    let query = if w.keep { self.node.publish(now, w.item) } else { self.put_once(now, w.item) };
+                    self.pending.insert(query, Pending::Publish(w.reply));
+                }
+                Err(e) => {
+                    let path = self.store.as_ref().map(|s| s.path().to_owned()).unwrap_or_default();
+                    let _ = w.reply.send(Err(NetError::NotSaved { path, reason: chain(e) }));
+                }
+            }
+        }
+    }
+
+    fn put_once(&mut self, now: std::time::Instant, item: StoredItem) -> QueryId {
+        match item {
+            StoredItem::Immutable(i) => self.node.put_immutable(now, i),
+            StoredItem::Mutable(m) => self.node.put_mutable(now, m, None),
+        }
+    }
+
+    /// Before stopping: waits for the transaction running, writes what waits behind it and
+    /// sends the answers. A few rounds at most: nothing new is received meanwhile, so only
+    /// what the node had accepted is left.
+    async fn finish_writes(&mut self) {
+        for _ in 0..3 {
+            self.start_write();
+            if self.disk.writing.is_none() {
+                return;
+            }
+            let written = wait_write(&mut self.disk.writing).await;
+            self.on_written(written);
+            self.flush().await;
         }
     }
 
@@ -414,11 +504,15 @@ impl Driver {
                 }
                 _ => {}
             },
-            Event::ItemPutDone { query, result } => {
-                if let Some(Pending::ItemPut(reply)) = self.pending.remove(&query) {
+            Event::ItemPutDone { query, result } => match self.pending.remove(&query) {
+                Some(Pending::ItemPut(reply)) => {
                     let _ = reply.send(result);
                 }
-            }
+                Some(Pending::Publish(reply)) => {
+                    let _ = reply.send(Ok(result));
+                }
+                _ => {}
+            },
             Event::Samples { query, node, interval, num, samples, nodes } => {
                 if let Some(Pending::Sample(reply)) = self.pending.remove(&query) {
                     let _ = reply.send(Ok(Samples { node, interval, num, samples, nodes }));
@@ -536,14 +630,22 @@ fn os_random<const N: usize>() -> Result<[u8; N], NetError> {
     Ok(bytes)
 }
 
-/// Binds a non-blocking UDP socket with large kernel buffers.
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+/// Waits for the item write on the blocking pool; forever when none runs.
+async fn wait_write(writing: &mut Option<JoinHandle<Result<(), NetError>>>) -> Result<(), NetError> {
+    match writing {
+        Some(task) => task.await.map_err(|e| NetError::Internal(format!("state file I/O task failed: {e}")))?,
+        None => std::future::pending().await,
+    }
+}
+
+/// An error and its sources, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

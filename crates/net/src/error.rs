@@ -19,6 +19,14 @@ pub enum NetError {
         #[source]
         source: io::Error,
     },
+    /// The listen addresses are not one address, or one IPv4 and one IPv6 address.
+    #[error("cannot listen on {addrs:?}: {reason}")]
+    InvalidListen {
+        /// The addresses asked for.
+        addrs: Vec<SocketAddr>,
+        /// What is wrong with them.
+        reason: &'static str,
+    },
     /// The data directory could not be created.
     #[error("cannot create data directory {path}")]
     DataDir {
@@ -55,6 +63,14 @@ pub enum NetError {
         /// The state file.
         path: PathBuf,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// An item to publish could not be written to the state file, so it was not published.
+    #[error("the item was not saved to {path}, so it was not published: {reason}")]
+    NotSaved {
+        /// The state file.
+        path: PathBuf,
+        /// What the write failed with.
         reason: String,
     },
     /// A ping got no answer.

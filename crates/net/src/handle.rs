@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mycel_dht::{
-    ImmutableItem, InfoHash, ItemGetResult, ItemKind, ItemPutResult, LookupResult, MutableItem, NodeId, NodeInfo, Stats,
-    StoredItem,
+    ImmutableItem, InfoHash, ItemGetResult, ItemKind, ItemPutResult, LookupResult, MutableItem, NodeId, NodeInfo,
+    Stats, StoredItem,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -27,7 +27,7 @@ pub struct Handle {
 
 struct Inner {
     commands: mpsc::UnboundedSender<Command>,
-    local_addr: SocketAddr,
+    local_addrs: Vec<SocketAddr>,
     id: NodeId,
     restored: usize,
     io: Arc<IoCounters>,
@@ -36,7 +36,7 @@ struct Inner {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").field("local_addr", &self.inner.local_addr).field("id", &self.inner.id).finish()
+        f.debug_struct("Handle").field("local_addrs", &self.inner.local_addrs).field("id", &self.inner.id).finish()
     }
 }
 
@@ -108,6 +108,8 @@ pub struct IoStats {
     pub send_errors: u64,
     /// `recv_from` failures, e.g. ICMP port unreachable reported as "connection refused".
     pub recv_errors: u64,
+    /// Datagrams dropped because their destination is of a family we have no socket for.
+    pub unroutable: u64,
 }
 
 /// Shared between the task (writer) and the handles (readers).
@@ -119,6 +121,7 @@ pub(crate) struct IoCounters {
     pub bytes_received: AtomicU64,
     pub send_errors: AtomicU64,
     pub recv_errors: AtomicU64,
+    pub unroutable: AtomicU64,
 }
 
 impl IoCounters {
@@ -135,6 +138,7 @@ impl IoCounters {
             bytes_received: get(&self.bytes_received),
             send_errors: get(&self.send_errors),
             recv_errors: get(&self.recv_errors),
+            unroutable: get(&self.unroutable),
         }
     }
 }
@@ -142,19 +146,36 @@ impl IoCounters {
 impl Handle {
     pub(crate) fn new(
         commands: mpsc::UnboundedSender<Command>,
-        local_addr: SocketAddr,
+        local_addrs: Vec<SocketAddr>,
         id: NodeId,
         restored: usize,
         io: Arc<IoCounters>,
         task: JoinHandle<()>,
     ) -> Self {
+        assert!(!local_addrs.is_empty(), "a node has at least one socket");
         let task = Mutex::new(Some(task));
-        Handle { inner: Arc::new(Inner { commands, local_addr, id, restored, io, task }) }
+        Handle { inner: Arc::new(Inner { commands, local_addrs, id, restored, io, task }) }
     }
 
-    /// The address the UDP socket is bound to.
+    /// The address the first UDP socket is bound to (that of the first listen address).
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
+        self.inner.local_addrs[0]
+    }
+
+    /// Every bound UDP address, in the order of [`DhtConfig::listen`](crate::DhtConfig::listen):
+    /// one, or an IPv4 and an IPv6 address for a dual-stack node.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.inner.local_addrs
+    }
+
+    /// The bound IPv4 address, if the node has an IPv4 socket.
+    pub fn local_addr_v4(&self) -> Option<SocketAddr> {
+        self.inner.local_addrs.iter().copied().find(SocketAddr::is_ipv4)
+    }
+
+    /// The bound IPv6 address, if the node has an IPv6 socket.
+    pub fn local_addr_v6(&self) -> Option<SocketAddr> {
+        self.inner.local_addrs.iter().copied().find(SocketAddr::is_ipv6)
     }
 
     /// The node's id.
@@ -210,10 +231,11 @@ impl Handle {
     }
 
     /// Puts an item now and keeps re-publishing it every hour while the node runs (BEP 44
-    /// items expire after 2 hours). With a data directory the item is saved and published
-    /// again after a restart. The result is that of the first put.
+    /// items expire after 2 hours). With a data directory the item is first saved, to be
+    /// published again after a restart; if that write fails, nothing is published and the
+    /// error is [`NetError::NotSaved`]. The result is that of the first put.
     pub async fn publish(&self, item: StoredItem) -> Result<ItemPutResult, NetError> {
-        self.request(|reply| Command::Publish { item, reply }).await
+        self.request(|reply| Command::Publish { item, reply }).await?
     }
 
     /// Asks the node at `addr` for a sample of the info-hashes it stores (BEP 51), and for the

@@ -5,12 +5,14 @@
 //! id. Every save replaces the whole routing table in one transaction, so a crash leaves either
 //! the old or the new table. Table `dht_items` maps a BEP 44 item's target (20 bytes) to the
 //! item and the wall-clock second of its last put (layout in [`encode_item`]); items are
-//! written before their put is acknowledged, checked again (hash, signature) when loaded, and
-//! dropped from the file once older than the item TTL. All methods block: call them from
-//! `spawn_blocking`.
+//! written before their put is acknowledged (a batch of puts in one transaction, see
+//! [`Store::write_batch`]), checked again (hash, signature) when loaded, and dropped from the
+//! file once older than the item TTL. All methods block: call them from `spawn_blocking`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use mycel_dht::{ImmutableItem, MutableItem, NodeId, NodeInfo, StoredItem};
 use redb::{Database, ReadableTable, TableDefinition};
@@ -40,6 +42,38 @@ pub(crate) struct Saved {
 pub(crate) struct Store {
     db: Database,
     path: PathBuf,
+    faults: StoreFaults,
+}
+
+/// Fault injection for tests: while [`StoreFaults::fail_item_writes`] is on, every write of
+/// items (stored for others, or the node's own) fails as a disk error would, before touching
+/// the file. Clones share the switch.
+#[derive(Debug, Clone, Default)]
+pub struct StoreFaults {
+    fail_item_writes: Arc<AtomicBool>,
+}
+
+impl StoreFaults {
+    /// Turns the failure of item writes on or off.
+    pub fn fail_item_writes(&self, on: bool) {
+        self.fail_item_writes.store(on, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        if self.fail_item_writes.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected write failure"));
+        }
+        Ok(())
+    }
+}
+
+/// A change to the node's own published items, applied in order within a batch.
+#[derive(Debug, Clone)]
+pub(crate) enum OwnItemOp {
+    /// Add or replace.
+    Save(StoredItem),
+    /// Remove the item under this target.
+    Remove([u8; 20]),
 }
 
 impl Store {
@@ -49,7 +83,45 @@ impl Store {
         let path = dir.join(crate::STATE_FILE);
         let db =
             Database::create(&path).map_err(|e| NetError::Open { path: path.clone(), source: Box::new(e.into()) })?;
-        Ok(Store { db, path })
+        Ok(Store { db, path, faults: StoreFaults::default() })
+    }
+
+    /// The same store with fault injection (tests).
+    pub fn with_faults(mut self, faults: StoreFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Writes a batch in one durable transaction: items stored for others (new or refreshed,
+    /// in the order given: the last version of a target wins) and changes to the node's own
+    /// items. Either all of it is on disk when this returns `Ok`, or none of it.
+    pub fn write_batch(&self, items: &[StoredItem], own: &[OwnItemOp], unix_now: u64) -> Result<(), NetError> {
+        let write_err =
+            |e: redb::Error| NetError::Storage { action: "write", path: self.path.clone(), source: Box::new(e) };
+        self.faults.check().map_err(|e| write_err(redb::Error::Io(e)))?;
+        let txn = self.db.begin_write().map_err(|e| write_err(e.into()))?;
+        if !items.is_empty() {
+            let mut table = txn.open_table(DHT_ITEMS).map_err(|e| write_err(e.into()))?;
+            for item in items {
+                let value = encode_item(item, unix_now);
+                table.insert(item.target().as_slice(), value.as_slice()).map_err(|e| write_err(e.into()))?;
+            }
+        }
+        if !own.is_empty() {
+            let mut table = txn.open_table(OWN_ITEMS).map_err(|e| write_err(e.into()))?;
+            for op in own {
+                match op {
+                    OwnItemOp::Save(item) => {
+                        let value = encode_item(item, 0);
+                        table.insert(item.target().as_slice(), value.as_slice()).map_err(|e| write_err(e.into()))?;
+                    }
+                    OwnItemOp::Remove(target) => {
+                        table.remove(target.as_slice()).map_err(|e| write_err(e.into()))?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(|e| write_err(e.into()))
     }
 
     /// The file this store writes.
@@ -110,18 +182,9 @@ impl Store {
     }
 
     /// Writes items (new or refreshed) in one durable transaction.
+    #[cfg(test)]
     pub fn save_items(&self, items: &[StoredItem], unix_now: u64) -> Result<(), NetError> {
-        let write_err =
-            |e: redb::Error| NetError::Storage { action: "write", path: self.path.clone(), source: Box::new(e) };
-        let txn = self.db.begin_write().map_err(|e| write_err(e.into()))?;
-        {
-            let mut table = txn.open_table(DHT_ITEMS).map_err(|e| write_err(e.into()))?;
-            for item in items {
-                let value = encode_item(item, unix_now);
-                table.insert(item.target().as_slice(), value.as_slice()).map_err(|e| write_err(e.into()))?;
-            }
-        }
-        txn.commit().map_err(|e| write_err(e.into()))
+        self.write_batch(items, &[], unix_now)
     }
 
     /// Reads the saved items put within the last `ttl_secs`, deleting older ones from the file.
@@ -140,7 +203,8 @@ impl Store {
             };
             for entry in table.iter().map_err(|e| read_err(e.into()))? {
                 let (key, value) = entry.map_err(|e| read_err(e.into()))?;
-                let (item, at) = decode_item(value.value()).ok_or_else(|| self.corrupt("a dht_items entry is invalid"))?;
+                let (item, at) =
+                    decode_item(value.value()).ok_or_else(|| self.corrupt("a dht_items entry is invalid"))?;
                 if item.target().as_slice() != key.value() {
                     return Err(self.corrupt("a dht_items entry is stored under the wrong target"));
                 }
@@ -168,28 +232,15 @@ impl Store {
 
     /// Adds an item to the node's own published items (or replaces it: a newer version of a
     /// mutable item has the same target).
+    #[cfg(test)]
     pub fn save_own_item(&self, item: &StoredItem) -> Result<(), NetError> {
-        let write_err =
-            |e: redb::Error| NetError::Storage { action: "write", path: self.path.clone(), source: Box::new(e) };
-        let txn = self.db.begin_write().map_err(|e| write_err(e.into()))?;
-        {
-            let mut table = txn.open_table(OWN_ITEMS).map_err(|e| write_err(e.into()))?;
-            let value = encode_item(item, 0);
-            table.insert(item.target().as_slice(), value.as_slice()).map_err(|e| write_err(e.into()))?;
-        }
-        txn.commit().map_err(|e| write_err(e.into()))
+        self.write_batch(&[], &[OwnItemOp::Save(item.clone())], 0)
     }
 
     /// Removes an item from the node's own published items.
+    #[cfg(test)]
     pub fn remove_own_item(&self, target: &[u8; 20]) -> Result<(), NetError> {
-        let write_err =
-            |e: redb::Error| NetError::Storage { action: "write", path: self.path.clone(), source: Box::new(e) };
-        let txn = self.db.begin_write().map_err(|e| write_err(e.into()))?;
-        {
-            let mut table = txn.open_table(OWN_ITEMS).map_err(|e| write_err(e.into()))?;
-            table.remove(target.as_slice()).map_err(|e| write_err(e.into()))?;
-        }
-        txn.commit().map_err(|e| write_err(e.into()))
+        self.write_batch(&[], &[OwnItemOp::Remove(*target)], 0)
     }
 
     /// The node's own published items, checked like stored ones.

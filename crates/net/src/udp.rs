@@ -43,7 +43,8 @@ pub(crate) fn try_recv_batch(socket: &UdpSocket, batch: &mut RecvBatch) -> io::R
     let res = socket.try_io(Interest::READABLE, || {
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
         let mut slices: Vec<[IoSliceMut<'_>; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(&mut b[..])]).collect();
-        let results = recvmmsg(fd, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None).map_err(io::Error::from)?;
+        let results =
+            recvmmsg(fd, &mut headers, slices.iter_mut(), MsgFlags::MSG_DONTWAIT, None).map_err(io::Error::from)?;
         for r in results {
             if let Some(addr) = r.address.as_ref().and_then(to_socket_addr) {
                 got.push((r.bytes.min(DATAGRAM), addr));
@@ -95,7 +96,8 @@ fn send_chunk(socket: &UdpSocket, chunk: &[Transmit]) -> io::Result<usize> {
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
     let slices: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|t| [IoSlice::new(&t.payload)]).collect();
     let addrs: Vec<Option<SockaddrStorage>> = chunk.iter().map(|t| Some(SockaddrStorage::from(t.dst))).collect();
-    let results = sendmmsg(socket.as_raw_fd(), &mut headers, &slices, addrs, [], MsgFlags::MSG_DONTWAIT).map_err(io::Error::from)?;
+    let results = sendmmsg(socket.as_raw_fd(), &mut headers, &slices, addrs, [], MsgFlags::MSG_DONTWAIT)
+        .map_err(io::Error::from)?;
     Ok(results.count())
 }
 
@@ -105,4 +107,3 @@ fn to_socket_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
     }
     s.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port())))
 }
-

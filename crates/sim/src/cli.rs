@@ -17,7 +17,7 @@ use anyhow::Context;
 use crate::dist::Weibull;
 use crate::metrics::available_bytes;
 use crate::net::{NetParams, Partition};
-use crate::params::{Attack, Churn, FloodParams, Protocol, Scenario};
+use crate::params::{Attack, Churn, FloodParams, Protocol, Scenario, Workload};
 use crate::{plot, sweep, Report, Sim, SimError};
 
 /// Arguments of `mycel sim`.
@@ -26,9 +26,16 @@ pub struct SimArgs {
     /// Nodes in all (Sybils included).
     #[arg(long, allow_negative_numbers = true, default_value_t = 1000)]
     pub nodes: usize,
-    /// Lookups to run and judge.
+    /// Lookups to run and judge (`--workload lookups`).
     #[arg(long, allow_negative_numbers = true, default_value_t = 1000)]
     pub lookups: usize,
+    /// What the nodes do once the network has settled: lookups for random keys, or BEP 44
+    /// puts and gets (Kademlia only).
+    #[arg(long, value_enum, default_value_t = Workload::Lookups)]
+    pub workload: Workload,
+    /// Items to put and get back (`--workload items`; half immutable, half mutable).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1000)]
+    pub items: usize,
     /// Seed: the same seed gives the same run, event for event.
     #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
     pub seed: u64,
@@ -78,7 +85,7 @@ pub struct SimArgs {
     #[arg(long, allow_negative_numbers = true, default_value_t = 8)]
     pub k: usize,
     /// Kademlia parallelism α.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 3)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = mycel_dht::Config::default().alpha)]
     pub alpha: usize,
     /// Kademlia: override the node's hard request timeout (Config::max_request_timeout), ms.
     #[arg(long, allow_negative_numbers = true)]
@@ -92,7 +99,7 @@ pub struct SimArgs {
     /// Seconds between the last join and the first lookup.
     #[arg(long, allow_negative_numbers = true, default_value_t = 60)]
     pub settle_secs: u64,
-    /// Lookups start uniformly over this many seconds.
+    /// Lookups (or item puts, then gets) start uniformly over this many seconds.
     #[arg(long, allow_negative_numbers = true, default_value_t = 60)]
     pub lookup_window: u64,
     /// Flooding: neighbours per node.
@@ -123,6 +130,8 @@ impl SimArgs {
     /// The scenario these arguments describe, checked.
     pub fn scenario(&self) -> Result<Scenario, SimError> {
         let mut sc = Scenario::new(self.nodes, self.lookups, self.seed, self.protocol);
+        sc.workload = self.workload;
+        sc.items = self.items;
         let secs = |flag: &'static str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(v)
@@ -177,7 +186,7 @@ impl SimArgs {
         sc.flood = FloodParams { degree: self.flood_degree, ttl: self.flood_ttl, wait: Duration::from_secs(3) };
         sc.membership_period = Duration::from_secs(self.membership_period);
         sc.validate()?;
-        if self.lookups == 0 {
+        if self.workload == Workload::Lookups && self.lookups == 0 {
             return Err(SimError::invalid("lookups", "need at least one lookup"));
         }
         Ok(sc)
@@ -256,6 +265,35 @@ pub fn run(args: &SimArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     if args.json {
         writeln!(stdout, "{}", serde_json::to_string(s)?)?;
+    } else if let Some(it) = &s.items {
+        writeln!(
+            stdout,
+            "{:?} nodes={} items={} | puts={} success={:.4} latency_ms p50={:.0} p90={:.0} p99={:.0} quorum_ms p50={:.0} p90={:.0} p99={:.0} lookup_ms p50={:.0} p90={:.0} stored={:.2} closest_k={:.3} msgs/put={:.1} | gets={} success={:.4} latency_ms p50={:.0} p90={:.0} p99={:.0} msgs/get={:.1} | wall {:.1} s, peak RSS {} MiB",
+            s.protocol,
+            s.nodes,
+            it.items,
+            it.puts,
+            it.put_success_rate,
+            it.put_latency_ms_p50,
+            it.put_latency_ms_p90,
+            it.put_latency_ms_p99,
+            it.put_quorum_ms_p50,
+            it.put_quorum_ms_p90,
+            it.put_quorum_ms_p99,
+            it.put_lookup_ms_p50,
+            it.put_lookup_ms_p90,
+            it.put_stored_mean,
+            it.put_closest_k_fraction,
+            it.messages_per_put,
+            it.gets,
+            it.get_success_rate,
+            it.get_latency_ms_p50,
+            it.get_latency_ms_p90,
+            it.get_latency_ms_p99,
+            it.messages_per_get,
+            s.wall_s,
+            s.peak_rss_bytes >> 20
+        )?;
     } else {
         writeln!(
             stdout,
@@ -284,9 +322,13 @@ fn write(path: &Path, text: &str) -> Result<(), SimError> {
     std::fs::write(path, text).map_err(|source| SimError::Io { path: path.display().to_string(), source })
 }
 
-/// Writes lookups.csv, summary.json, latency_cdf.svg and hops.svg into `dir`.
+/// Writes lookups.csv, summary.json, latency_cdf.svg and hops.svg into `dir`, and items.csv
+/// for the items workload.
 pub fn write_outputs(dir: &Path, report: &Report) -> Result<(), SimError> {
     std::fs::create_dir_all(dir).map_err(|source| SimError::Io { path: dir.display().to_string(), source })?;
+    if report.summary.items.is_some() {
+        write(&dir.join("items.csv"), &items_csv(&report.items))?;
+    }
     let mut csv = String::from("index,source,start_ms,latency_ms,hops,messages,bytes,timeouts,success,closest_k_fraction,reached,deadline_hit,done,aborted,peers,fake_peers\n");
     for r in &report.records {
         csv.push_str(&format!(
@@ -316,6 +358,39 @@ pub fn write_outputs(dir: &Path, report: &Report) -> Result<(), SimError> {
     write(&dir.join("latency_cdf.svg"), &plot::latency_cdf(&report.records, &format!("Lookup latency CDF ({name})")))?;
     write(&dir.join("hops.svg"), &plot::hops_histogram(&report.records, &format!("Hops per lookup ({name})")))?;
     Ok(())
+}
+
+/// One line per put and get of the items workload.
+fn items_csv(records: &[crate::ItemRecord]) -> String {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
+    let mut csv = String::from("index,item,op,mutable,seq,source,start_ms,latency_ms,lookup_ms,quorum_ms,sent,stored,stored_closest,truth,messages,hops,timeouts,done,aborted,success,deadline_hit\n");
+    for r in records {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{:.3},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.index,
+            r.item,
+            if r.op == crate::items::ItemOp::Put { "put" } else { "get" },
+            r.mutable,
+            r.seq,
+            r.source,
+            r.start_ms,
+            r.latency_ms,
+            opt(r.lookup_ms),
+            opt(r.quorum_ms),
+            r.sent,
+            r.stored,
+            r.stored_closest,
+            r.truth,
+            r.messages,
+            r.hops,
+            r.timeouts,
+            r.done,
+            r.aborted,
+            r.success,
+            r.deadline_hit
+        ));
+    }
+    csv
 }
 
 #[cfg(test)]
@@ -349,6 +424,10 @@ mod tests {
         assert!(flag_error("--partition europe>mars@1-2").contains("--partition"));
         assert!(flag_error("--protocol chord --sybil 0.1").contains("--sybil"));
         assert!(flag_error("--disjoint 0").contains("--disjoint"));
+        assert!(flag_error("--workload items --items 0").contains("--items"));
+        assert!(flag_error("--workload items --protocol chord").contains("--workload"));
+        let e = parse("--workload files").map(|_| ()).expect_err("unknown workload").to_string();
+        assert!(e.contains("--workload") && e.contains("items"), "{e}");
         let e = parse("--protocol gossip").map(|_| ()).expect_err("unknown protocol").to_string();
         assert!(e.contains("--protocol") && e.contains("kademlia"), "{e}");
         let e = parse("--nodes -5").map(|_| ()).expect_err("negative size").to_string();
@@ -368,6 +447,37 @@ mod tests {
         let sc = parse("--nodes 15000000").expect("parses").scenario().expect("valid");
         let e = check_memory(&sc).expect_err("15M Kademlia nodes do not fit").to_string();
         assert!(e.contains("MiB would be needed") && e.contains("15000000 nodes"), "{e}");
+    }
+
+    #[test]
+    fn items_outputs_and_summary_round_trip() {
+        let dir = std::env::temp_dir().join(format!("mycel-sim-items-{}", std::process::id()));
+        let sc = parse("--nodes 60 --workload items --items 6 --join-secs 5 --settle-secs 10 --lookup-window 5")
+            .expect("parses")
+            .scenario()
+            .expect("valid");
+        let report = Sim::new(sc).expect("valid").run(&mut |_| {});
+        write_outputs(&dir, &report).expect("written");
+        let csv = std::fs::read_to_string(dir.join("items.csv")).expect("csv");
+        assert_eq!(csv.lines().count(), 1 + 9 + 6, "header, 3 + 2 x 3 puts, 6 gets");
+        let line = serde_json::to_string(&report.summary).expect("json");
+        assert!(line.contains("\"put_latency_ms_p90\"") && line.contains("\"messages_per_get\""), "{line}");
+        let back: crate::Summary = serde_json::from_str(&line).expect("reads back");
+        assert_eq!(back.items.map(|i| i.puts), Some(9));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn lookup_summaries_have_no_item_fields() {
+        let sc = parse("--nodes 40 --lookups 5 --join-secs 5 --settle-secs 5 --lookup-window 5")
+            .expect("parses")
+            .scenario()
+            .expect("valid");
+        let s = Sim::new(sc).expect("valid").run(&mut |_| {}).summary;
+        let line = serde_json::to_string(&s).expect("json");
+        assert!(!line.contains("put_latency"), "{line}");
+        let back: crate::Summary = serde_json::from_str(&line).expect("reads back");
+        assert!(back.items.is_none());
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub(crate) enum What {
     Leave(u32),
     /// The workload starts lookup number `.0`.
     Lookup(u32),
+    /// The items workload puts item number `.0`.
+    ItemPut(u32),
+    /// The items workload gets item number `.0` back.
+    ItemGet(u32),
     /// A new membership view is published to the baselines.
     Publish,
 }
@@ -173,6 +177,8 @@ impl Sim {
             What::Join(i) => self.on_join(i),
             What::Leave(i) => self.on_leave(i),
             What::Lookup(j) => self.on_lookup(j),
+            What::ItemPut(j) => self.on_item_put(j),
+            What::ItemGet(j) => self.on_item_get(j),
             What::Publish => self.on_publish(),
         }
     }
@@ -207,6 +213,10 @@ impl Sim {
         let mut done = Vec::new();
         while let Some(d) = node.poll_done() {
             done.push(d);
+        }
+        while let Some(d) = node.poll_item_done() {
+            self.trace = mix(self.trace, mix(d.tag(), u64::from(i)));
+            self.pending_items.push((i, d));
         }
         let next = node.poll_timeout().map_or(NEVER, |t| self.to_virtual(t).max(self.now));
         let slot = &mut self.slots[i as usize];

@@ -13,7 +13,7 @@
 //!
 //! The pieces: [`engine`] (event queue, timers, trace hash), [`net`] (regions, delays, loss,
 //! NAT, partitions), [`params`] (a scenario), `scenario` (joins, churn, workload, judging),
-//! [`sybil`] (attackers speaking KRPC), [`baseline`] (the other protocols), [`metrics`], [`plot`]
+//! [`items`] (the BEP 44 put/get workload), [`sybil`] (attackers speaking KRPC), [`baseline`] (the other protocols), [`metrics`], [`plot`]
 //! and [`cli`]. docs/SIMULATION.md describes the model and where its numbers come from.
 
 #![warn(missing_docs)]
@@ -22,6 +22,7 @@ pub mod baseline;
 pub mod cli;
 pub mod dist;
 pub mod engine;
+pub mod items;
 pub mod metrics;
 pub mod net;
 pub mod node;
@@ -32,10 +33,11 @@ mod scenario;
 pub mod sweep;
 pub mod sybil;
 
+pub use items::{ItemRecord, ItemSummary};
 pub use metrics::{LookupRecord, Report, Summary};
 
 pub use net::{NetParams, Partition};
-pub use params::{Attack, Churn, FloodParams, Protocol, Scenario};
+pub use params::{Attack, Churn, FloodParams, Protocol, Scenario, Workload};
 pub use scenario::Sim;
 
 /// Errors of the simulator: bad parameters, runs too big for the machine, output failures.

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::dist::quantile;
-use crate::params::{Attack, Protocol};
+use crate::items::{ItemRecord, ItemSummary};
+use crate::params::{Attack, Protocol, Workload};
 use crate::scenario::Sim;
 
 /// One lookup of the workload.
@@ -60,6 +61,13 @@ pub struct Health {
     pub live_fraction: f64,
     /// Share of contacts that are online and reachable (not behind NAT).
     pub reachable_fraction: f64,
+    /// Share of sampled nodes behind NAT that say `ro` (BEP 43), having found themselves
+    /// unreachable.
+    #[serde(default)]
+    pub natted_read_only: f64,
+    /// Share of sampled reachable nodes that say `ro` (wrongly).
+    #[serde(default)]
+    pub public_read_only: f64,
 }
 
 /// The summary of a run; `--json` prints it.
@@ -83,6 +91,9 @@ pub struct Summary {
     pub attack: Option<Attack>,
     /// Disjoint lookup paths.
     pub disjoint: usize,
+    /// The workload (summaries written before it existed are lookups).
+    #[serde(default)]
+    pub workload: Workload,
     /// Sybil nodes among them.
     pub sybils: usize,
     /// Lookups judged (finished or not, source still online).
@@ -149,6 +160,9 @@ pub struct Summary {
     pub seed: u64,
     /// Hash of the event trace (same seed, same hash).
     pub trace_hash: String,
+    /// The items workload's figures (`--workload items`), flattened into the same object.
+    #[serde(flatten)]
+    pub items: Option<ItemSummary>,
 }
 
 /// A finished run.
@@ -158,6 +172,8 @@ pub struct Report {
     pub summary: Summary,
     /// One record per lookup.
     pub records: Vec<LookupRecord>,
+    /// One record per put and get of the items workload.
+    pub items: Vec<ItemRecord>,
 }
 
 /// Resident memory of this process now and at its peak (VmRSS, VmHWM), in bytes; zeros where
@@ -229,12 +245,14 @@ pub(crate) fn report(sim: Sim, wall: Duration, health_start: Health, health_end:
         sybil_fraction: sc.sybil,
         attack: (sc.sybils() > 0).then_some(sc.attack),
         disjoint: sc.disjoint,
+        workload: sc.workload,
         sybils: sc.sybils(),
         lookups: judged.len(),
         lookups_aborted: sim.records.iter().filter(|r| r.aborted).count(),
         lookups_unfinished: judged.len() - done.len(),
         success_rate: done.iter().filter(|r| r.success).count() as f64 / n,
-        closest_k_fraction: done.iter().map(|r| r.closest_k_fraction).sum::<f64>() / n,
+        // An empty float sum is -0.0; no lookups (the items workload) reads better as 0.
+        closest_k_fraction: done.iter().map(|r| r.closest_k_fraction).sum::<f64>() / n + 0.0,
         reached_rate: done.iter().filter(|r| r.reached).count() as f64 / n,
         hops_p50: quantile(&hops, 0.5),
         hops_p90: quantile(&hops, 0.9),
@@ -267,6 +285,7 @@ pub(crate) fn report(sim: Sim, wall: Duration, health_start: Health, health_end:
         virtual_s: sim.now as f64 / 1e9,
         seed: sc.seed,
         trace_hash: format!("{:016x}", sim.trace),
+        items: (sc.workload == Workload::Items).then(|| sim.items.summary()),
     };
-    Report { summary, records: sim.records }
+    Report { summary, records: sim.records, items: sim.items.records }
 }

@@ -39,6 +39,17 @@ pub enum Attack {
     Fake,
 }
 
+/// What the nodes do once the network has settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Lookups for random keys, judged against the true closest nodes.
+    #[default]
+    Lookups,
+    /// BEP 44 items (Kademlia only): random nodes put items, other nodes get them back.
+    Items,
+}
+
 /// Node churn: session and down times drawn from Weibull distributions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Churn {
@@ -66,6 +77,11 @@ pub struct Scenario {
     pub nodes: usize,
     /// Lookups in the measurement window.
     pub lookups: usize,
+    /// What the nodes do once the network has settled.
+    pub workload: Workload,
+    /// Items the items workload puts (half immutable, half mutable; each mutable item is put
+    /// twice, seq 1 then seq 2) and gets back.
+    pub items: usize,
     /// Seed of the one generator everything is drawn from.
     pub seed: u64,
     /// Protocol of the honest nodes.
@@ -110,6 +126,8 @@ impl Scenario {
         Scenario {
             nodes,
             lookups,
+            workload: Workload::Lookups,
+            items: 1000,
             seed,
             protocol,
             net: NetParams::default(),
@@ -118,7 +136,7 @@ impl Scenario {
             attack: Attack::Eclipse,
             disjoint: 1,
             k: 8,
-            alpha: 3,
+            alpha: mycel_dht::Config::default().alpha,
             kad_max_timeout: None,
             nat_read_only: false,
             join: Duration::from_secs((nodes as u64 / 200).clamp(10, 600)),
@@ -181,6 +199,14 @@ impl Scenario {
         if self.window.is_zero() {
             return Err(inv("lookup-window", "must be positive".into()));
         }
+        if self.workload == Workload::Items {
+            if self.protocol != Protocol::Kademlia {
+                return Err(inv("workload", "the items workload runs on --protocol kademlia only".into()));
+            }
+            if !(1..=1_000_000).contains(&self.items) {
+                return Err(inv("items", format!("between 1 and 1,000,000 items, got {}", self.items)));
+            }
+        }
         Ok(())
     }
 
@@ -194,8 +220,18 @@ impl Scenario {
         self.join + self.settle
     }
 
-    /// Virtual time at which the run ends (the last lookup has had time to finish).
+    /// Virtual time at which the items workload starts its gets: after the puts' window and
+    /// time for the last put (a seq-1 and a seq-2 put of a mutable item in a row, each
+    /// bounded by the item lookup deadline plus a `put` timeout) to end.
+    pub fn gets_start(&self) -> Duration {
+        self.lookups_start() + self.window + Duration::from_secs(30)
+    }
+
+    /// Virtual time at which the run ends (the last lookup or get has had time to finish).
     pub fn end(&self) -> Duration {
-        self.lookups_start() + self.window + Duration::from_secs(25)
+        match self.workload {
+            Workload::Lookups => self.lookups_start() + self.window + Duration::from_secs(25),
+            Workload::Items => self.gets_start() + self.window + Duration::from_secs(25),
+        }
     }
 }

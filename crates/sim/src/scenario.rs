@@ -14,11 +14,12 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::baseline::{ChordNode, FloodNode, ZeroHopNode};
 use crate::engine::{addr_of, index_of, mix, Counters, Ev, Slot, What, NEVER};
+use crate::items::ItemWorkload;
 use crate::metrics::{self, Health, LookupRecord, Report};
 use crate::net::Network;
-use crate::node::{Done, KadNode, LookupOp, SimNode};
+use crate::node::{Done, ItemDone, KadNode, LookupOp, SimNode};
 use crate::oracle::Oracle;
-use crate::params::{Attack, Protocol, Scenario};
+use crate::params::{Attack, Protocol, Scenario, Workload};
 use crate::sybil::{SybilDir, SybilNode};
 use crate::SimError;
 
@@ -77,7 +78,9 @@ pub struct Sim {
     pub(crate) trace: u64,
     pub(crate) counters: Counters,
     pub(crate) pending_done: Vec<(u32, Done)>,
-    oracle: Oracle,
+    /// Item operations that finished during the last interaction.
+    pub(crate) pending_items: Vec<(u32, ItemDone)>,
+    pub(crate) oracle: Oracle,
     oracle_version: u64,
     published_version: u64,
     view: Rc<Vec<NodeInfo>>,
@@ -89,6 +92,8 @@ pub struct Sim {
     targets: Vec<[u8; 20]>,
     pub(crate) records: Vec<LookupRecord>,
     running: BTreeMap<(u32, u64), Running>,
+    /// The items workload (empty for the lookups workload).
+    pub(crate) items: ItemWorkload,
     pub(crate) rss_start: u64,
     pub(crate) rss_joined: u64,
     pub(crate) datagrams_at_start: u64,
@@ -132,6 +137,10 @@ impl Sim {
                 .collect(),
         );
         let targets = (0..sc.lookups).map(|_| rng.gen()).collect();
+        let items = match sc.workload {
+            Workload::Lookups => ItemWorkload::default(),
+            Workload::Items => ItemWorkload::new(sc.items, &mut rng),
+        };
         let mut sim = Sim {
             origin,
             now: 0,
@@ -144,6 +153,7 @@ impl Sim {
             trace: mix(0, sc.seed),
             counters: Counters::default(),
             pending_done: Vec::new(),
+            pending_items: Vec::new(),
             oracle: Oracle::default(),
             oracle_version: 0,
             published_version: 0,
@@ -154,6 +164,7 @@ impl Sim {
             targets,
             records: Vec::new(),
             running: BTreeMap::new(),
+            items,
             rss_start,
             rss_joined: 0,
             datagrams_at_start: 0,
@@ -177,9 +188,14 @@ impl Sim {
         }
         let start = self.sc.lookups_start().as_nanos() as u64;
         let window = self.sc.window.as_nanos() as u64;
-        for j in 0..self.sc.lookups {
-            let at = start + self.rng.gen_range(0..window);
-            self.push(at, What::Lookup(j as u32));
+        match self.sc.workload {
+            Workload::Lookups => {
+                for j in 0..self.sc.lookups {
+                    let at = start + self.rng.gen_range(0..window);
+                    self.push(at, What::Lookup(j as u32));
+                }
+            }
+            Workload::Items => self.schedule_items(),
         }
         if self.sc.protocol != Protocol::Kademlia {
             self.push(0, What::Publish);
@@ -207,10 +223,16 @@ impl Sim {
         self.run_until(end, progress);
     }
 
-    /// Processes lookups that finished during the last interaction.
+    /// Processes lookups and item operations that finished during the last interaction
+    /// (recording one can start another: a mutable item's second put).
     pub(crate) fn drain_done(&mut self) {
-        for (i, d) in std::mem::take(&mut self.pending_done) {
-            self.record_done(i, d);
+        while !(self.pending_done.is_empty() && self.pending_items.is_empty()) {
+            for (i, d) in std::mem::take(&mut self.pending_done) {
+                self.record_done(i, d);
+            }
+            for (i, d) in std::mem::take(&mut self.pending_items) {
+                self.record_item_done(i, d);
+            }
         }
     }
 
@@ -318,6 +340,7 @@ impl Sim {
                 self.records[r.index].aborted = true;
             }
         }
+        self.items.abort_from(i);
         if let Some(c) = self.sc.churn {
             let down = Duration::from_secs_f64(c.downtime.sample(&mut self.rng));
             self.push(self.now + down.as_nanos() as u64, What::Join(i));
@@ -341,7 +364,7 @@ impl Sim {
 
     /// Picks a source that has been online a while (a node mid-bootstrap is not a fair
     /// source), falling back to any online honest node.
-    fn pick_source(&mut self) -> Option<u32> {
+    pub(crate) fn pick_source(&mut self) -> Option<u32> {
         let settled = self.now.saturating_sub(Duration::from_secs(30).as_nanos() as u64);
         for _ in 0..32 {
             let i = self.honest_online.pick(&mut self.rng)?;
@@ -430,9 +453,16 @@ impl Sim {
         sample.sort_unstable();
         let step = (sample.len() / 500).max(1);
         let (mut nodes, mut entries, mut live, mut reachable) = (0u64, 0u64, 0u64, 0u64);
+        let (mut natted, mut natted_ro, mut public_ro) = (0u64, 0u64, 0u64);
         for &i in sample.iter().step_by(step) {
             let Some(node) = self.slots[i as usize].node.as_ref() else { continue };
             nodes += 1;
+            if self.net.is_natted(i as usize) {
+                natted += 1;
+                natted_ro += u64::from(node.read_only());
+            } else {
+                public_ro += u64::from(node.read_only());
+            }
             for c in node.contacts(now) {
                 entries += 1;
                 let Some(j) = index_of(&c.addr, self.slots.len()) else { continue };
@@ -451,6 +481,8 @@ impl Sim {
             table_size: if nodes == 0 { 0.0 } else { entries as f64 / nodes as f64 },
             live_fraction: per(live),
             reachable_fraction: per(reachable),
+            natted_read_only: if natted == 0 { 0.0 } else { natted_ro as f64 / natted as f64 },
+            public_read_only: if nodes == natted { 0.0 } else { public_ro as f64 / (nodes - natted) as f64 },
         }
     }
 }

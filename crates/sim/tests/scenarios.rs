@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mycel_sim::{Attack, Churn, Protocol, Scenario, Sim, Summary};
+use mycel_sim::{Attack, Churn, Protocol, Scenario, Sim, Summary, Workload};
 
 fn small(nodes: usize, lookups: usize, seed: u64, protocol: Protocol) -> Scenario {
     let mut sc = Scenario::new(nodes, lookups, seed, protocol);
@@ -169,12 +169,54 @@ fn disjoint_paths_resist_an_eclipse() {
         run(sc)
     };
     let (one, four) = (mk(1), mk(4));
-    // Reached, not success: the node merges its paths' results by distance, so ids forged next
-    // to the target still fill the reported k closest (see docs/SIMULATION.md).
+    // The node reports the k closest of every path, so the honest closest node a clean path
+    // found is in the result even though forged ids sort nearer.
     assert!(
-        four.reached_rate > one.reached_rate + 0.1,
-        "seed {seed}: reached with d=1 {} vs d=4 {}",
-        one.reached_rate,
-        four.reached_rate
+        four.success_rate > one.success_rate + 0.2,
+        "seed {seed}: success with d=1 {} vs d=4 {}",
+        one.success_rate,
+        four.success_rate
     );
+    assert!(four.success_rate > 0.6, "seed {seed}: success with d=4 {}", four.success_rate);
+}
+
+fn items(nodes: usize, items: usize, seed: u64) -> Scenario {
+    let mut sc = small(nodes, 1, seed, Protocol::Kademlia);
+    sc.workload = Workload::Items;
+    sc.items = items;
+    sc
+}
+
+#[test]
+fn items_workload_replays_from_its_seed() {
+    let (a, b, c) = (run(items(150, 40, 7)), run(items(150, 40, 7)), run(items(150, 40, 8)));
+    assert_eq!(a.trace_hash, b.trace_hash, "seed 7 replayed differently");
+    let (ia, ib) = (a.items.expect("items summary"), b.items.expect("items summary"));
+    assert_eq!(
+        (ia.puts, ia.put_latency_ms_p90, ia.get_latency_ms_p90),
+        (ib.puts, ib.put_latency_ms_p90, ib.get_latency_ms_p90)
+    );
+    assert_ne!(a.trace_hash, c.trace_hash, "seeds 7 and 8 gave the same trace");
+}
+
+#[test]
+fn items_are_put_to_a_quorum_and_read_back() {
+    let seed = 19;
+    let s = run(items(300, 100, seed));
+    let it = s.items.expect("items summary");
+    assert_eq!(it.puts, 150, "seed {seed}: 50 immutable puts and 2 x 50 mutable puts");
+    assert_eq!(it.gets, 100, "seed {seed}");
+    assert!(it.put_success_rate >= 0.99, "seed {seed}: put success {}", it.put_success_rate);
+    assert!(it.get_success_rate >= 0.99, "seed {seed}: get success {}", it.get_success_rate);
+    assert!(it.put_closest_k_fraction >= 0.8, "seed {seed}: closest-k {}", it.put_closest_k_fraction);
+    // The model's RTTs (100 ms median) bound the latencies from below; from above, the
+    // lookup phase pays soft timeouts for unreachable nodes (see docs/SIMULATION.md). The
+    // bound leaves room over the 1.8 s measured when this test was written.
+    assert!(it.put_latency_ms_p50 > 100.0, "seed {seed}: put p50 {}", it.put_latency_ms_p50);
+    assert!(it.put_latency_ms_p90 < 3_000.0, "seed {seed}: put p90 {}", it.put_latency_ms_p90);
+    assert!(it.put_quorum_ms_p90 <= it.put_latency_ms_p90, "seed {seed}: {it:?}");
+    assert!(it.put_lookup_ms_p50 < it.put_quorum_ms_p50, "seed {seed}: {it:?}");
+    assert!(it.get_latency_ms_p90 < 3_000.0, "seed {seed}: get p90 {}", it.get_latency_ms_p90);
+    assert!((15.0..100.0).contains(&it.messages_per_put), "seed {seed}: {} msgs/put", it.messages_per_put);
+    assert!((2.0..60.0).contains(&it.messages_per_get), "seed {seed}: {} msgs/get", it.messages_per_get);
 }

@@ -58,8 +58,14 @@ impl FileStorage {
 
     /// Creates every (non-pad) file with its full length, and the directories above it.
     pub fn create_files(&self) -> Result<(), StorageError> {
+        self.create_files_where(|_| true)
+    }
+
+    /// [`create_files`](Self::create_files) for the files `keep` accepts (by index in the
+    /// map); the others are created only if a write reaches them.
+    pub fn create_files_where(&self, keep: impl Fn(usize) -> bool) -> Result<(), StorageError> {
         for i in 0..self.map.segments().len() {
-            if !self.map.segments()[i].pad {
+            if !self.map.segments()[i].pad && keep(i) {
                 self.open(i, true)?;
             }
         }

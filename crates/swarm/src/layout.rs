@@ -321,7 +321,9 @@ impl Layout {
         }
     }
 
-    fn v2_pieces(&self) -> Option<&[V2Piece]> {
+    /// The merkle data of every piece whatever the trust setting (a hybrid seeder serves
+    /// BEP 52 hash requests even when it checks only SHA-1); `None` for v1.
+    pub fn v2_pieces(&self) -> Option<&[V2Piece]> {
         match &self.verification {
             Verification::V2 { pieces } | Verification::Hybrid { pieces, .. } => Some(pieces),
             Verification::V1 { .. } => None,

@@ -5,8 +5,7 @@
 //! blocks and downloads only those blocks again. If no peer answers in time the piece
 //! falls back to v1-style strikes.
 //!
-//! We serve the same requests for pieces we have: the driver hashes the piece's blocks
-//! (a [`DiskOp::Hash`]) and the answer goes out when the result comes back.
+//! Serving other peers' hash requests is in `hashserve.rs`.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -14,10 +13,7 @@ use std::time::Instant;
 
 use mycel_peer_wire::Message;
 
-use crate::{merkle_root, BanReason, DisconnectReason, DiskOp, PeerKey, Swarm};
-
-/// Hash requests from one peer being served at once; more are rejected.
-const MAX_HASH_SERVES_PER_PEER: usize = 4;
+use crate::{merkle_root, BanReason, DisconnectReason, PeerKey, Swarm};
 
 /// A failed v2 piece waiting for its leaf hashes.
 #[derive(Debug, Clone)]
@@ -129,51 +125,6 @@ impl Swarm {
         for piece in late {
             self.resolving.remove(&piece);
             self.piece_failed(now, piece);
-        }
-    }
-
-    /// A peer asks for leaf hashes: served for exactly one of our pieces' subtrees without
-    /// proof layers (what we ask of others); anything else is rejected.
-    pub(crate) fn on_hash_request(&mut self, key: PeerKey, r: HashRange) {
-        let piece = (0..self.layout.piece_count()).find(|&p| {
-            self.layout
-                .v2_piece(p)
-                .is_some_and(|v2| v2.file_root == r.root && v2.leaf_index == r.index && v2.leaves == r.length)
-        });
-        let busy = self.hash_serves.values().flatten().filter(|(k, _)| *k == key).count() >= MAX_HASH_SERVES_PER_PEER;
-        let servable =
-            piece.filter(|&p| self.picker.have().has(p) && r.base_layer == 0 && r.proof_layers == 0 && r.length >= 2);
-        let Some(piece) = servable.filter(|_| !busy) else {
-            let (pieces_root, base_layer, index, length, proof_layers) =
-                (r.root, r.base_layer, r.index, r.length, r.proof_layers);
-            return self.send(key, &Message::HashReject { pieces_root, base_layer, index, length, proof_layers });
-        };
-        let waiting = self.hash_serves.entry(piece).or_default();
-        waiting.push((key, r));
-        if waiting.len() == 1 && !self.hashing.contains(&piece) {
-            let Some(v2) = self.layout.v2_piece(piece).copied() else { return };
-            let len = self.layout.piece_len(piece);
-            self.disk_ops.push_back(DiskOp::Hash { piece, len, sha1: false, v2_len: Some(v2.data_len) });
-        }
-    }
-
-    /// Block hashes of a piece we have came back: answer the peers waiting for them.
-    pub(crate) fn serve_hashes(&mut self, piece: u32, blocks: &[[u8; 32]]) {
-        let Some(waiting) = self.hash_serves.remove(&piece) else { return };
-        for (key, r) in waiting {
-            let mut hashes = Vec::with_capacity(r.length as usize * 32);
-            for i in 0..r.length as usize {
-                hashes.extend_from_slice(blocks.get(i).unwrap_or(&[0; 32]));
-            }
-            let msg = Message::Hashes {
-                pieces_root: r.root,
-                base_layer: 0,
-                index: r.index,
-                length: r.length,
-                proof_layers: 0,
-                hashes: &hashes,
-            };
-            self.send(key, &msg);
         }
     }
 }

@@ -15,6 +15,13 @@
 //! When the metadata is done every connection is closed
 //! ([`DisconnectReason::NotUseful`]); the driver builds the [`Layout`](crate::Layout),
 //! starts a `Swarm` and gives it [`addrs`](MetadataFetch::addrs) to dial again.
+//!
+//! A v2-only torrent (no v1 info-hash) needs more than the info dictionary: the piece
+//! layers of its files. Then the connections stay open after the metadata; the driver
+//! parses it and calls [`fetch_piece_layers`](MetadataFetch::fetch_piece_layers) (with
+//! no files when every file fits in one piece), the fetch asks the peers with BEP 52
+//! hash requests (`layers.rs`), and [`poll_piece_layers`](MetadataFetch::poll_piece_layers)
+//! gives the verified layers; only then are the connections closed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -28,8 +35,10 @@ use mycel_peer_wire::{
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
+use crate::layers::{LayerFile, Layers};
 use crate::wire::UT_METADATA_ID;
 use crate::{Disconnect, DisconnectReason, InfoHashes, PeerKey, Transmit};
+use mycel_metainfo::merkle::HashRequest;
 
 /// Settings of a [`MetadataFetch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +125,10 @@ pub struct MetadataFetch {
     tx_ready: VecDeque<PeerKey>,
     disconnects: VecDeque<Disconnect>,
     failures: u32,
+    /// The piece-layer fetch of a v2-only torrent, once asked for.
+    layers: Option<Layers>,
+    /// Its result, until polled.
+    layers_done: Option<BTreeMap<[u8; 32], Vec<[u8; 32]>>>,
 }
 
 impl MetadataFetch {
@@ -138,6 +151,8 @@ impl MetadataFetch {
             tx_ready: VecDeque::new(),
             disconnects: VecDeque::new(),
             failures: 0,
+            layers: None,
+            layers_done: None,
         }
     }
 
@@ -153,7 +168,7 @@ impl MetadataFetch {
 
     /// An address to dial (each once).
     pub fn poll_connect(&mut self) -> Option<SocketAddr> {
-        if self.done.is_some() || self.peers.len() >= self.cfg.max_peers {
+        if !self.wants_peers() || self.peers.len() >= self.cfg.max_peers {
             return None;
         }
         let addr = self.candidates.iter().find(|a| !self.dialled.contains(a)).copied()?;
@@ -164,7 +179,7 @@ impl MetadataFetch {
     /// A connection is up; outgoing ones get our handshake at once.
     pub fn handle_peer_connected(&mut self, now: Instant, key: PeerKey, addr: SocketAddr, outgoing: bool) {
         self.now = now;
-        if self.done.is_some() || self.peers.len() >= self.cfg.max_peers {
+        if !self.wants_peers() || self.peers.len() >= self.cfg.max_peers {
             self.disconnects.push_back(Disconnect { peer: key, reason: DisconnectReason::NotUseful });
             return;
         }
@@ -199,6 +214,7 @@ impl MetadataFetch {
             peer.rx = rx;
         }
         self.request_more(now);
+        self.request_layers(now);
     }
 
     /// A connection closed.
@@ -206,6 +222,7 @@ impl MetadataFetch {
         self.now = now;
         self.forget(key);
         self.request_more(now);
+        self.request_layers(now);
     }
 
     /// Request timeouts and idle connections; a spurious call is a no-op.
@@ -234,7 +251,11 @@ impl MetadataFetch {
         for key in idle {
             self.close(key, DisconnectReason::Inactivity);
         }
+        if let Some(l) = &mut self.layers {
+            l.expire(now, self.cfg.request_timeout);
+        }
         self.request_more(now);
+        self.request_layers(now);
     }
 
     /// Bytes to send.
@@ -258,7 +279,8 @@ impl MetadataFetch {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let req = self.requested.values().map(|&(_, at)| at + self.cfg.request_timeout).min();
         let idle = self.peers.values().map(|p| p.last_recv + self.cfg.inactivity_timeout).min();
-        req.into_iter().chain(idle).min()
+        let layers = self.layers.as_ref().and_then(|l| l.next_timeout(self.cfg.request_timeout));
+        req.into_iter().chain(idle).chain(layers).min()
     }
 
     /// The verified info dictionary, once (then `None`).
@@ -279,6 +301,56 @@ impl MetadataFetch {
     /// Assembled metadata that failed the hash check so far.
     pub fn hash_failures(&self) -> u32 {
         self.failures
+    }
+
+    /// After the metadata of a v2-only torrent: fetch the piece layers of `files` (those
+    /// of at most one piece are skipped) of a torrent of `piece_length` from the peers.
+    /// With nothing to fetch the connections close at once and the result is empty.
+    pub fn fetch_piece_layers(&mut self, now: Instant, piece_length: u32, files: &[LayerFile]) {
+        if self.done.is_none() || self.layers.is_some() || self.layers_done.is_some() {
+            return;
+        }
+        self.layers = Some(Layers::new(piece_length, files));
+        self.request_layers(now);
+    }
+
+    /// The verified piece layers by `pieces root`, once (then `None`).
+    pub fn poll_piece_layers(&mut self) -> Option<BTreeMap<[u8; 32], Vec<[u8; 32]>>> {
+        self.layers_done.take()
+    }
+
+    /// Whether new connections are of use: before the metadata, and while layers are fetched.
+    fn wants_peers(&self) -> bool {
+        self.done.is_none() || self.layers.is_some()
+    }
+
+    fn on_layer_hashes(&mut self, now: Instant, key: PeerKey, root: &[u8; 32], req: &HashRequest, hashes: &[u8]) {
+        let Some(l) = &mut self.layers else { return };
+        if let Err(e) = l.on_hashes(key, root, req, hashes) {
+            self.close(key, DisconnectReason::Protocol(format!("piece layer hashes: {e}")));
+        }
+        self.request_layers(now);
+    }
+
+    /// Sends hash requests for missing layer chunks to active peers; closes every
+    /// connection once all layers are verified.
+    fn request_layers(&mut self, now: Instant) {
+        let Some(l) = &mut self.layers else { return };
+        if l.is_done() {
+            if let Some(l) = self.layers.take() {
+                self.layers_done = Some(l.into_layers());
+            }
+            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+            for key in keys {
+                self.close(key, DisconnectReason::NotUseful);
+            }
+            return;
+        }
+        let active: Vec<PeerKey> = self.peers.iter().filter(|(_, p)| p.active).map(|(&k, _)| k).collect();
+        let sends = l.requests(now, &active, self.cfg.max_requests_per_peer);
+        for (key, msg) in sends {
+            self.send(key, &msg);
+        }
     }
 
     fn send_handshake(&mut self, key: PeerKey, info_hash: [u8; 20]) {
@@ -304,6 +376,9 @@ impl MetadataFetch {
     }
 
     fn forget(&mut self, key: PeerKey) {
+        if let Some(l) = &mut self.layers {
+            l.peer_gone(key);
+        }
         if let Some(p) = self.peers.remove(&key) {
             for piece in p.outstanding {
                 self.requested.remove(&piece);
@@ -322,6 +397,17 @@ impl MetadataFetch {
         while self.peers.contains_key(&key) {
             match rx.next() {
                 Ok(Some(Message::Extended { id, payload })) => self.on_extended(now, key, id, payload),
+                Ok(Some(Message::Hashes { pieces_root, base_layer, index, length, proof_layers, hashes })) => {
+                    let req = HashRequest { base_layer, index, length, proof_layers };
+                    self.on_layer_hashes(now, key, &pieces_root, &req, hashes);
+                }
+                Ok(Some(Message::HashReject { pieces_root, base_layer, index, length, proof_layers })) => {
+                    let req = HashRequest { base_layer, index, length, proof_layers };
+                    if let Some(l) = &mut self.layers {
+                        l.on_reject(key, &pieces_root, &req);
+                    }
+                    self.request_layers(now);
+                }
                 Ok(Some(_)) => {}
                 Ok(None) => return,
                 Err(e) => return self.close(key, DisconnectReason::Protocol(e.to_string())),
@@ -448,6 +534,10 @@ impl MetadataFetch {
         let ok_v2 = self.info_hashes.v2.is_some_and(|h| <[u8; 32]>::from(Sha256::digest(&all)) == h);
         if ok_v1 || ok_v2 {
             self.done = Some(Bytes::from(all));
+            if self.info_hashes.v1.is_none() {
+                // v2-only: the piece layers come from the same peers (module docs).
+                return;
+            }
             let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
             for key in keys {
                 self.close(key, DisconnectReason::NotUseful);

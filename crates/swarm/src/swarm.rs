@@ -98,7 +98,9 @@ pub struct Swarm {
     pub(crate) connecting: BTreeSet<SocketAddr>,
     /// Failed v2 pieces waiting for leaf hashes to blame the right blocks.
     pub(crate) resolving: BTreeMap<u32, crate::merkle::Resolve>,
-    /// Peers waiting for the leaf hashes of one of our pieces.
+    /// Every v2 file's tree above its piece layer, by `pieces root` (hashserve.rs).
+    pub(crate) file_trees: BTreeMap<[u8; 32], crate::hashserve::FileTree>,
+    /// Peers waiting for the block hashes of one of our pieces.
     pub(crate) hash_serves: BTreeMap<u32, Vec<(PeerKey, crate::merkle::HashRange)>>,
     /// Info dictionary bytes, to serve `ut_metadata`.
     pub(crate) metadata: Option<Bytes>,
@@ -134,6 +136,7 @@ impl Swarm {
         let picker = Picker::new(blocks, have, config.endgame_duplicates, rng.gen());
         let choker = Choker::new(config.choker.clone(), now + config.choker.rechoke_interval, rng.gen());
         let stats = Stats { pieces_total: layout.piece_count(), ..Stats::default() };
+        let file_trees = crate::hashserve::file_trees(&layout);
         let completed = picker.is_finished();
         Ok(Swarm {
             cfg: config,
@@ -151,6 +154,7 @@ impl Swarm {
             candidates: BTreeMap::new(),
             connecting: BTreeSet::new(),
             resolving: BTreeMap::new(),
+            file_trees,
             hash_serves: BTreeMap::new(),
             metadata: None,
             paused: false,

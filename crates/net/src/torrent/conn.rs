@@ -1,5 +1,6 @@
 //! Peer connections: a reader task and a writer task per TCP stream, and dialing.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,6 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use super::PeerTransfer;
 
 /// Time allowed for a TCP connect.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,5 +150,20 @@ impl RateLimiter {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// Adds wire bytes to the counters of the connection's remote address.
+pub(super) fn count(
+    addrs: &HashMap<PeerKey, SocketAddr>,
+    transfers: &mut BTreeMap<SocketAddr, PeerTransfer>,
+    key: PeerKey,
+    down: usize,
+    up: usize,
+) {
+    if let Some(&addr) = addrs.get(&key) {
+        let t = transfers.entry(addr).or_insert(PeerTransfer { addr, downloaded: 0, uploaded: 0 });
+        t.downloaded += down as u64;
+        t.uploaded += up as u64;
     }
 }

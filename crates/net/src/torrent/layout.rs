@@ -1,5 +1,7 @@
 //! From a parsed torrent to the engine's [`Layout`], and piece verification for rechecks.
 
+use std::collections::BTreeMap;
+
 use mycel_metainfo::{Info, Metainfo, TorrentVersion};
 use mycel_swarm::{merkle_root, InfoHashes, Layout, Trust, V2Piece, BLOCK_LEN};
 use sha1::{Digest, Sha1};
@@ -9,21 +11,42 @@ use super::TorrentError;
 
 /// The engine's view of a torrent. `metainfo` carries the v2 piece layers; without it (a
 /// magnet link's bare info dictionary) a hybrid torrent is verified by its v1 hashes only
-/// and a v2-only torrent is refused.
+/// and a v2-only torrent needs [`layout_with_layers`].
 pub fn layout_for(info: &Info, metainfo: Option<&Metainfo>) -> Result<Layout, TorrentError> {
+    match metainfo {
+        Some(m) => build(info, Some(&|i| m.piece_layer(i).map(<[_]>::to_vec))),
+        None => build(info, None),
+    }
+}
+
+/// The layout of a torrent whose piece layers were fetched from peers (a v2-only magnet
+/// link), by `pieces root`; each is checked against its root again.
+pub fn layout_with_layers(info: &Info, layers: &BTreeMap<[u8; 32], Vec<[u8; 32]>>) -> Result<Layout, TorrentError> {
+    let lookup = |i: usize| {
+        let f = info.files().get(i)?;
+        let layer: Vec<u8> = layers.get(&f.pieces_root?)?.concat();
+        info.verify_piece_layer(i, &layer).ok()
+    };
+    build(info, Some(&lookup))
+}
+
+/// A file's piece layer by file index.
+type LayerLookup<'a> = &'a dyn Fn(usize) -> Option<Vec<[u8; 32]>>;
+
+fn build(info: &Info, layers: Option<LayerLookup<'_>>) -> Result<Layout, TorrentError> {
     let ids = info.info_hashes();
     let bad = |e: mycel_swarm::LayoutError| TorrentError::Invalid(e.to_string());
     let v1 = ids.v1().map(|h| h.0);
     let v2 = ids.v2().map(|h| h.0);
     let pl = info.piece_length();
-    match (info.version(), metainfo) {
+    match (info.version(), layers) {
         (TorrentVersion::V1, _) | (TorrentVersion::Hybrid, None) => {
             let hash = v1.ok_or_else(|| TorrentError::Invalid("no v1 info-hash".into()))?;
             Layout::v1(hash, info.piece_space_size(), pl, info.v1_piece_hashes().to_vec()).map_err(bad)
         }
-        (TorrentVersion::V2, None) => Err(TorrentError::Unsupported(
-            "v2-only magnet links (their piece layers are not fetched yet); use the .torrent file".into(),
-        )),
+        (TorrentVersion::V2, None) => {
+            Err(TorrentError::Unsupported("a v2-only torrent without its piece layers".into()))
+        }
         (TorrentVersion::V2, Some(m)) => {
             let pieces = v2_pieces(info, m)?;
             let lens: Vec<u64> = info.files().iter().filter(|f| !f.attr.pad).map(|f| f.length).collect();
@@ -40,7 +63,7 @@ pub fn layout_for(info: &Info, metainfo: Option<&Metainfo>) -> Result<Layout, To
 }
 
 /// Merkle data of every piece, file by file (files are piece-aligned in v2 and hybrid).
-fn v2_pieces(info: &Info, m: &Metainfo) -> Result<Vec<V2Piece>, TorrentError> {
+fn v2_pieces(info: &Info, layers: LayerLookup<'_>) -> Result<Vec<V2Piece>, TorrentError> {
     let pl = u64::from(info.piece_length());
     let per_piece = info.piece_length() / BLOCK_LEN;
     let mut out = Vec::new();
@@ -56,7 +79,7 @@ fn v2_pieces(info: &Info, m: &Metainfo) -> Result<Vec<V2Piece>, TorrentError> {
             out.push(V2Piece { root: file_root, leaves, data_len: f.length as u32, file_root, leaf_index: 0 });
             continue;
         }
-        let layer = m.piece_layer(i).ok_or_else(missing)?;
+        let layer = layers(i).ok_or_else(missing)?;
         for (j, root) in layer.iter().enumerate() {
             let start = j as u64 * pl;
             let data_len = (f.length - start).min(pl) as u32;
@@ -65,6 +88,45 @@ fn v2_pieces(info: &Info, m: &Metainfo) -> Result<Vec<V2Piece>, TorrentError> {
         }
     }
     Ok(out)
+}
+
+/// The files chosen by `only` (paths inside the torrent, `/`-separated, with or without
+/// the torrent's name in front), as a flag per file of [`Info::files`]; `None` when `only`
+/// is empty (every file). A path that names no file is an error.
+pub fn select_files(info: &Info, only: &[String]) -> Result<Option<Vec<bool>>, TorrentError> {
+    if only.is_empty() {
+        return Ok(None);
+    }
+    let files = info.files();
+    let mut chosen = vec![false; files.len()];
+    for want in only {
+        let want = want.trim_matches('/');
+        let hits: Vec<usize> = (0..files.len())
+            .filter(|&i| {
+                let f = &files[i];
+                !f.attr.pad && (f.display_path() == want || (!info.is_single_file() && f.path[1..].join("/") == want))
+            })
+            .collect();
+        if hits.is_empty() {
+            return Err(TorrentError::NotInTorrent(want.to_string()));
+        }
+        hits.into_iter().for_each(|i| chosen[i] = true);
+    }
+    Ok(Some(chosen))
+}
+
+/// Piece priorities for a file selection: every piece holding a byte of a chosen file is
+/// wanted (so a v1 piece shared with a skipped file is fetched too), the rest are not.
+pub fn piece_priorities(info: &Info, chosen: &[bool]) -> Vec<u8> {
+    let pl = u64::from(info.piece_length());
+    let mut prio = vec![0u8; info.num_pieces() as usize];
+    for (f, _) in info.files().iter().zip(chosen).filter(|(f, &c)| c && f.length > 0) {
+        let (first, last) = (f.offset / pl, (f.end() - 1) / pl);
+        for p in prio.iter_mut().take(last as usize + 1).skip(first as usize) {
+            *p = mycel_swarm::picker::DEFAULT_PRIORITY;
+        }
+    }
+    prio
 }
 
 /// Whether `data` (the whole piece) matches what `layout` expects of piece `piece`: its
@@ -131,9 +193,33 @@ mod tests {
     }
 
     #[test]
+    fn file_selection_and_piece_priorities() {
+        let (m, _) = torrent(TorrentVersion::V1);
+        let info = m.info();
+        assert_eq!(select_files(info, &[]), Ok(None));
+        assert_eq!(select_files(info, &["b".into()]), Ok(Some(vec![false, true])));
+        assert_eq!(select_files(info, &["t/a".into(), "/b".into()]), Ok(Some(vec![true, true])));
+        assert_eq!(select_files(info, &["c".into()]), Err(TorrentError::NotInTorrent("c".into())));
+        // v1: a (100 000 bytes) ends inside piece 3, where b starts; b ends in piece 4.
+        assert_eq!(piece_priorities(info, &[false, true]), [0, 0, 0, 4, 4]);
+        let (v2, _) = torrent(TorrentVersion::V2);
+        assert_eq!(piece_priorities(v2.info(), &[false, true]), [0, 0, 0, 0, 4, 4]);
+        assert_eq!(piece_priorities(v2.info(), &[true, false]), [4, 4, 4, 4, 0, 0]);
+    }
+
+    #[test]
     fn magnets_without_piece_layers() {
         let (v2, _) = torrent(TorrentVersion::V2);
         assert!(matches!(layout_for(v2.info(), None), Err(TorrentError::Unsupported(_))));
+        let layers: BTreeMap<[u8; 32], Vec<[u8; 32]>> = (0..v2.info().files().len())
+            .filter_map(|i| Some((v2.info().files()[i].pieces_root?, v2.piece_layer(i)?.to_vec())))
+            .collect();
+        assert_eq!(layers.len(), 2, "both files span two pieces or more");
+        let fetched = layout_with_layers(v2.info(), &layers).expect("with layers");
+        assert_eq!(Some(fetched), layout_for(v2.info(), Some(&v2)).ok());
+        let mut wrong = layers.clone();
+        wrong.values_mut().for_each(|l| l[0][0] ^= 1);
+        assert!(matches!(layout_with_layers(v2.info(), &wrong), Err(TorrentError::Invalid(_))));
         let (hybrid, _) = torrent(TorrentVersion::Hybrid);
         let layout = layout_for(hybrid.info(), None).expect("hybrid by v1 hashes");
         assert!(layout.v2_piece(0).is_none() && layout.v1_hash(0).is_some());

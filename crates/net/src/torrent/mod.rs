@@ -43,7 +43,7 @@ use mycel_metainfo::{Magnet, Metainfo};
 use mycel_storage::Storage;
 use tokio::sync::watch;
 
-pub use layout::{layout_for, verify_piece};
+pub use layout::{layout_for, layout_with_layers, piece_priorities, select_files, verify_piece};
 pub use session::{Session, SessionHandle};
 
 /// What can go wrong with a torrent.
@@ -66,6 +66,9 @@ pub enum TorrentError {
         /// The OS error.
         message: String,
     },
+    /// A file asked for (`AddOptions::only`) is not in the torrent.
+    #[error("no file {0:?} in the torrent")]
+    NotInTorrent(String),
     /// The same torrent was added twice.
     #[error("torrent already added")]
     Duplicate,
@@ -163,6 +166,9 @@ pub struct AddOptions {
     pub existing: Existing,
     /// Wraps the file storage.
     pub storage_wrapper: Option<StorageWrapper>,
+    /// Download only these files (paths inside the torrent, see [`select_files`]); empty:
+    /// every file. Files not chosen are not created unless a wanted piece overlaps them.
+    pub only: Vec<String>,
     /// Keep seeding after completion (otherwise the torrent still serves peers until
     /// removed; the flag is for the caller's own bookkeeping).
     pub seed: bool,

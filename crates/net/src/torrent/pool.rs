@@ -4,10 +4,13 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use mycel_peer_wire::Bitfield;
 use mycel_storage::Storage;
-use mycel_swarm::{DiskOp, DiskResult, FailedOp, BLOCK_LEN};
+use mycel_swarm::{DiskOp, DiskResult, FailedOp, Layout, BLOCK_LEN};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
+
+use super::verify_piece;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -54,6 +57,41 @@ impl DiskPool {
         // The receiver lives as long as any worker; if every worker died the job is lost
         // and its result never arrives, which the torrent reports as stalled.
         let _ = self.tx.send(Box::new(job));
+    }
+
+    /// Hashes every piece of `layout` in `storage` (at most two per thread in flight) and
+    /// returns those that verify.
+    pub(crate) async fn recheck(&self, layout: &Layout, storage: Arc<dyn Storage>) -> Bitfield {
+        let n = layout.piece_count();
+        let mut have = Bitfield::new(n);
+        let layout = Arc::new(layout.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u32, bool)>();
+        let window = (self.threads() * 2) as u32;
+        let submit = |piece: u32| {
+            let (layout, storage, tx) = (layout.clone(), storage.clone(), tx.clone());
+            self.spawn(move || {
+                let mut buf = vec![0u8; layout.piece_len(piece) as usize];
+                let at = u64::from(piece) * u64::from(layout.piece_length());
+                let ok = storage.read(at, &mut buf).is_ok() && verify_piece(&layout, piece, &buf);
+                let _ = tx.send((piece, ok));
+            });
+        };
+        let mut next = 0;
+        while next < n.min(window) {
+            submit(next);
+            next += 1;
+        }
+        for _ in 0..n {
+            let Some((piece, ok)) = rx.recv().await else { break };
+            if ok {
+                let _ = have.set(piece);
+            }
+            if next < n {
+                submit(next);
+                next += 1;
+            }
+        }
+        have
     }
 }
 

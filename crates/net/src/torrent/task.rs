@@ -7,17 +7,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mycel_metainfo::{Info, Metainfo};
+use mycel_metainfo::{Info, TorrentVersion};
 use mycel_peer_wire::Bitfield;
 use mycel_storage::{FileMap, FileStorage, ResumeStore, Storage, StorageError};
-use mycel_swarm::{DiskResult, Event, Layout, MetadataConfig, MetadataFetch, PeerKey, Swarm};
+use mycel_swarm::{DiskResult, Event, LayerFile, Layout, MetadataConfig, MetadataFetch, PeerKey, Swarm};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::conn::{self, Conn, ConnEvent, RateLimiter};
+use super::conn::{self, count, Conn, ConnEvent, RateLimiter};
 use super::diskq::DiskQueue;
 use super::pool::DiskPool;
 use super::{
-    layout_for, verify_piece, AddOptions, Existing, PeerTransfer, Progress, TorrentError, TorrentSource, TorrentState,
+    layout_for, layout_with_layers, piece_priorities, select_files, AddOptions, Existing, PeerTransfer, Progress,
+    TorrentError, TorrentSource, TorrentState,
 };
 
 /// How often progress is published.
@@ -88,6 +89,8 @@ struct Torrent {
     swarm_cfg: mycel_swarm::Config,
     peer_id: [u8; 20],
     seed: [u8; 32],
+    /// A v2-only magnet's info dictionary while its piece layers are fetched.
+    pending_info: Option<Info>,
 }
 
 /// The torrent task's body.
@@ -139,11 +142,12 @@ pub(crate) async fn run(setup: Setup) {
         swarm_cfg,
         peer_id,
         seed,
+        pending_info: None,
     };
     match source {
         TorrentSource::Metainfo(m) => {
             let info = m.info().clone();
-            t.start_swarm(&info, Some(&m), Vec::new()).await;
+            t.start_swarm(&info, layout_for(&info, Some(&m)), Vec::new()).await;
         }
         TorrentSource::Magnet(m) => {
             t.name = m.display_name.clone();
@@ -161,7 +165,8 @@ pub(crate) async fn run(setup: Setup) {
     }
     let mut next_publish = Instant::now();
     loop {
-        t.drain().await;
+        // A new engine (metadata done, layers done) has outputs of its own at once.
+        while t.drain().await {}
         if matches!(t.engine, Engine::Stopped) {
             break;
         }
@@ -197,10 +202,14 @@ pub(crate) async fn run(setup: Setup) {
 }
 
 impl Torrent {
-    /// Builds storage and the engine once the info dictionary is known.
-    async fn start_swarm(&mut self, info: &Info, metainfo: Option<&Metainfo>, addrs: Vec<SocketAddr>) {
+    /// Builds storage and the engine once the info dictionary (and the layout) is known.
+    async fn start_swarm(&mut self, info: &Info, layout: Result<Layout, TorrentError>, addrs: Vec<SocketAddr>) {
         self.name = Some(info.name().to_string());
-        match self.prepare(info, metainfo).await {
+        let prepared = match layout {
+            Ok(layout) => self.prepare(info, layout).await,
+            Err(e) => Err(e),
+        };
+        match prepared {
             Ok(mut swarm) => {
                 swarm.set_metadata(bytes::Bytes::copy_from_slice(info.bytes()));
                 let mut peers = self.opts.peers.clone();
@@ -220,13 +229,13 @@ impl Torrent {
         self.publish(Instant::now());
     }
 
-    async fn prepare(&mut self, info: &Info, metainfo: Option<&Metainfo>) -> Result<Swarm, TorrentError> {
-        let layout = layout_for(info, metainfo)?;
+    async fn prepare(&mut self, info: &Info, layout: Layout) -> Result<Swarm, TorrentError> {
+        let chosen = select_files(info, &self.opts.only)?;
         let map =
             FileMap::new(info.files(), info.piece_space_size()).map_err(|e| TorrentError::Invalid(e.to_string()))?;
         let files = FileStorage::new(&self.out_dir, map);
         let existing = files.any_file_exists();
-        files.create_files().map_err(disk_err)?;
+        files.create_files_where(|i| chosen.as_ref().is_none_or(|c| c[i])).map_err(disk_err)?;
         let boxed: Box<dyn Storage> = Box::new(files);
         let boxed = match &self.opts.storage_wrapper {
             Some(w) => w(boxed),
@@ -246,8 +255,12 @@ impl Torrent {
             },
         };
         let cfg = self.swarm_cfg.clone();
-        Swarm::new(cfg, layout, self.peer_id, self.seed, Instant::now(), have)
-            .map_err(|e| TorrentError::Invalid(e.to_string()))
+        let mut swarm = Swarm::new(cfg, layout, self.peer_id, self.seed, Instant::now(), have)
+            .map_err(|e| TorrentError::Invalid(e.to_string()))?;
+        if let Some(c) = &chosen {
+            swarm.set_piece_priorities(Instant::now(), &piece_priorities(info, c));
+        }
+        Ok(swarm)
     }
 
     fn load_resume(&self, pieces: u32) -> Option<Bitfield> {
@@ -255,46 +268,19 @@ impl Torrent {
         (count == pieces).then(|| Bitfield::from_bytes(&bits, pieces).ok()).flatten()
     }
 
-    /// Hashes every piece on the pool (bounded in flight) and keeps those that verify.
+    /// Hashes every piece on the pool and keeps those that verify.
     async fn recheck(&mut self, layout: &Layout, storage: Arc<dyn Storage>) -> Bitfield {
         self.state = TorrentState::Checking;
         self.publish(Instant::now());
-        let n = layout.piece_count();
-        let mut have = Bitfield::new(n);
-        let layout = Arc::new(layout.clone());
-        let (tx, mut rx) = mpsc::unbounded_channel::<(u32, bool)>();
-        let window = (self.pool.threads() * 2) as u32;
-        let submit = |piece: u32| {
-            let (layout, storage, tx) = (layout.clone(), storage.clone(), tx.clone());
-            self.pool.spawn(move || {
-                let mut buf = vec![0u8; layout.piece_len(piece) as usize];
-                let at = u64::from(piece) * u64::from(layout.piece_length());
-                let ok = storage.read(at, &mut buf).is_ok() && verify_piece(&layout, piece, &buf);
-                let _ = tx.send((piece, ok));
-            });
-        };
-        let mut next = 0;
-        while next < n.min(window) {
-            submit(next);
-            next += 1;
-        }
-        for _ in 0..n {
-            let Some((piece, ok)) = rx.recv().await else { break };
-            if ok {
-                let _ = have.set(piece);
-            }
-            if next < n {
-                submit(next);
-                next += 1;
-            }
-        }
-        have
+        self.pool.recheck(layout, storage).await
     }
 
-    /// Drains every output of the engine, then acts on its events.
-    async fn drain(&mut self) {
+    /// Drains every output of the engine, then acts on its events; `true` if that started
+    /// a new phase (whose outputs want draining too).
+    async fn drain(&mut self) -> bool {
         let mut events = Vec::new();
         let mut metadata = None;
+        let mut layers = None;
         match &mut self.engine {
             Engine::Swarm(s) => {
                 while let Some(addr) = s.poll_connect() {
@@ -335,26 +321,57 @@ impl Torrent {
                     self.conns.remove(&d.peer);
                 }
                 metadata = f.poll_metadata();
+                layers = f.poll_piece_layers();
             }
             Engine::Stopped => {}
         }
         for e in events {
             self.on_event(e).await;
         }
+        if let Some(layers) = layers {
+            self.on_layers(&layers).await;
+            return true;
+        }
         if let Some(bytes) = metadata {
             self.on_metadata(&bytes).await;
+            return true;
         }
+        false
     }
 
     async fn on_metadata(&mut self, bytes: &[u8]) {
-        let addrs = match &self.engine {
+        let info = match Info::from_bytes(bytes) {
+            Ok(info) => info,
+            Err(e) => return self.fail(TorrentError::Invalid(e.to_string())),
+        };
+        if let (TorrentVersion::V2, Engine::Fetch(f)) = (info.version(), &mut self.engine) {
+            // The piece layers come next, from the same connections.
+            let files: Vec<LayerFile> = info
+                .files()
+                .iter()
+                .filter_map(|e| Some(LayerFile { pieces_root: e.pieces_root?, length: e.length }))
+                .collect();
+            f.fetch_piece_layers(Instant::now(), info.piece_length(), &files);
+            self.name = Some(info.name().to_string());
+            self.pending_info = Some(info);
+            return;
+        }
+        let addrs = self.fetch_addrs();
+        self.start_swarm(&info, layout_for(&info, None), addrs).await;
+    }
+
+    async fn on_layers(&mut self, layers: &BTreeMap<[u8; 32], Vec<[u8; 32]>>) {
+        let Some(info) = self.pending_info.take() else { return };
+        let addrs = self.fetch_addrs();
+        self.start_swarm(&info, layout_with_layers(&info, layers), addrs).await;
+    }
+
+    /// The metadata fetch's addresses, for the swarm; its connections are closed.
+    fn fetch_addrs(&mut self) -> Vec<SocketAddr> {
+        self.conns.clear();
+        match &self.engine {
             Engine::Fetch(f) => f.addrs(),
             _ => Vec::new(),
-        };
-        self.conns.clear();
-        match Info::from_bytes(bytes) {
-            Ok(info) => self.start_swarm(&info, None, addrs).await,
-            Err(e) => self.fail(TorrentError::Invalid(e.to_string())),
         }
     }
 
@@ -562,21 +579,6 @@ impl Torrent {
         }
         p.transfers = self.transfers.values().cloned().collect();
         self.progress.send_replace(p);
-    }
-}
-
-/// Adds wire bytes to the counters of the connection's remote address.
-fn count(
-    addrs: &HashMap<PeerKey, SocketAddr>,
-    transfers: &mut BTreeMap<SocketAddr, PeerTransfer>,
-    key: PeerKey,
-    down: usize,
-    up: usize,
-) {
-    if let Some(&addr) = addrs.get(&key) {
-        let t = transfers.entry(addr).or_insert(PeerTransfer { addr, downloaded: 0, uploaded: 0 });
-        t.downloaded += down as u64;
-        t.uploaded += up as u64;
     }
 }
 
