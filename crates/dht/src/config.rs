@@ -65,8 +65,9 @@ pub struct Config {
     pub version: Option<[u8; 4]>,
     /// BEP 42: treat nodes whose id does not match their public IP as untrusted: they get no
     /// write token, and their answers neither end a lookup nor make them announce or put
-    /// targets (their nodes are still followed). Local and private addresses are exempt. Off by
-    /// default, as in libtorrent, while most of the network has random ids.
+    /// targets (their nodes are still followed). Local and private addresses are exempt. On by
+    /// default (libtorrent leaves it off): an attacker who cannot choose its id cannot place
+    /// itself next to a key, and a non-compliant honest node still routes for us.
     pub enforce_node_id: bool,
     /// BEP 42 for ourselves: once responders agree on our public IP and our id does not match
     /// it, take an id derived from that IP (local and private addresses are exempt).
@@ -123,7 +124,7 @@ impl Default for Config {
             rate_limit_max_ips: 65_536,
             replacement_cache: 8,
             version: Some(*b"MY\x00\x01"),
-            enforce_node_id: false,
+            enforce_node_id: true,
             secure_own_id: true,
             read_only: false,
             reach_probe: Some(ReachProbe::default()),

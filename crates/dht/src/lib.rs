@@ -21,6 +21,7 @@ mod reach;
 mod republish;
 mod routing;
 mod rtt;
+mod search;
 pub mod secure_id;
 mod serve;
 mod stats;

@@ -11,15 +11,15 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::durable::ItemWrites;
 use crate::identity::Identity;
-use crate::item_ops::{ItemOp, PutReply};
+use crate::item_ops::PutReply;
 use crate::items::{ItemStore, StoredItem};
-use crate::lookup::{Lookup, Phase, Shape};
+use crate::lookup::{Lookup, Phase};
 use crate::peers::PeerStore;
 use crate::ratelimit::RateLimiter;
 use crate::reach::Reachability;
 use crate::routing::{Insert, RoutingTable};
 use crate::rtt::RttEstimator;
-use crate::secure_id::{is_secure_id, IpVote};
+use crate::secure_id::IpVote;
 use crate::token::Tokens;
 use crate::{Config, Event, LookupKind, QueryId, Stats, Transmit};
 
@@ -67,8 +67,6 @@ enum TimerKind {
 /// Cap on verification pings in flight (each new querier costs one; bounded so a flood of
 /// spoofed queries cannot turn us into a reflector).
 const MAX_VERIFY_IN_FLIGHT: usize = 64;
-/// Cap on the refresh lookups a join starts (one per prefix length).
-const MAX_JOIN_REFRESH: usize = 24;
 /// Distinct responders that must agree on our external IP (BEP 42 voting).
 const IP_VOTE_QUORUM: usize = 5;
 /// The most recent responders whose votes count.
@@ -123,13 +121,13 @@ pub struct Node {
     pub(crate) lookups: BTreeMap<QueryId, Lookup>,
     next_query: u64,
     verify_in_flight: usize,
-    bootstrap_addrs: Vec<SocketAddr>,
+    pub(crate) bootstrap_addrs: Vec<SocketAddr>,
     /// Nodes from an earlier run, handed to `restore`.
-    saved: Vec<NodeInfo>,
-    bootstrap_lookup: Option<QueryId>,
-    bootstrap_retry_at: Option<Instant>,
-    bootstrap_backoff: Duration,
-    bootstrapped: bool,
+    pub(crate) saved: Vec<NodeInfo>,
+    pub(crate) bootstrap_lookup: Option<QueryId>,
+    pub(crate) bootstrap_retry_at: Option<Instant>,
+    pub(crate) bootstrap_backoff: Duration,
+    pub(crate) bootstrapped: bool,
     next_expiry: Instant,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
@@ -281,7 +279,7 @@ impl Node {
     /// We just found ourselves unreachable: the nodes that added us while our NAT let them in
     /// would keep sending lookups our way, each one waiting out a timeout. A ping carrying `ro`
     /// to every node of our table (the ones most likely to hold us) makes them drop us.
-    fn say_read_only(&mut self, now: Instant) {
+    pub(crate) fn say_read_only(&mut self, now: Instant) {
         for n in self.table.nodes(now) {
             self.send_query(now, n.addr, Some(n.id), Method::Ping, Purpose::Detached);
         }
@@ -406,7 +404,7 @@ impl Node {
 
     // ----- queries from others ------------------------------------------------------------
 
-    fn on_query(&mut self, now: Instant, from: SocketAddr, tx: &[u8], read_only: bool, q: Query<'_>) {
+    pub(crate) fn on_query(&mut self, now: Instant, from: SocketAddr, tx: &[u8], read_only: bool, q: Query<'_>) {
         let info = NodeInfo { id: q.id, addr: from };
         if let Some(r) = self.reach.as_mut() {
             let was_read_only = r.read_only();
@@ -428,7 +426,7 @@ impl Node {
     /// passes this check, since its NAT just opened a mapping towards us; delaying the ping
     /// past the mapping lifetime kept such nodes out but starved young tables in the
     /// simulator, so it is not done.
-    fn verify_querier(&mut self, now: Instant, info: NodeInfo) {
+    pub(crate) fn verify_querier(&mut self, now: Instant, info: NodeInfo) {
         if self.verify_in_flight < MAX_VERIFY_IN_FLIGHT {
             self.verify_in_flight += 1;
             self.send_query(now, info.addr, Some(info.id), Method::Ping, Purpose::Verify);
@@ -437,7 +435,7 @@ impl Node {
 
     // ----- answers to our queries ---------------------------------------------------------
 
-    fn take_pending(&mut self, from: SocketAddr, tx: &[u8]) -> Option<Pending> {
+    pub(crate) fn take_pending(&mut self, from: SocketAddr, tx: &[u8]) -> Option<Pending> {
         let key: [u8; 2] = match tx.try_into() {
             Ok(k) => k,
             Err(_) => {
@@ -463,7 +461,14 @@ impl Node {
         }
     }
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, tx: &[u8], seen: Option<SocketAddr>, r: Response<'_>) {
+    pub(crate) fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tx: &[u8],
+        seen: Option<SocketAddr>,
+        r: Response<'_>,
+    ) {
         let Some(p) = self.take_pending(from, tx) else { return };
         // Only answers to our own queries vote (a spoofed datagram has no transaction).
         if let Some(seen) = seen {
@@ -496,7 +501,7 @@ impl Node {
         }
     }
 
-    fn on_error(&mut self, now: Instant, from: SocketAddr, tx: &[u8], code: i64) {
+    pub(crate) fn on_error(&mut self, now: Instant, from: SocketAddr, tx: &[u8], code: i64) {
         let Some(p) = self.take_pending(from, tx) else { return };
         self.stats.errors_in += 1;
         if let (Purpose::ItemPut(q), Some(id)) = (p.purpose, p.id) {
@@ -506,13 +511,13 @@ impl Node {
         self.request_failed(now, p, false);
     }
 
-    fn add_verified(&mut self, now: Instant, info: NodeInfo, rtt: Option<Duration>) {
+    pub(crate) fn add_verified(&mut self, now: Instant, info: NodeInfo, rtt: Option<Duration>) {
         if let Insert::PingFirst(q) = self.table.on_response(info, rtt, now) {
             self.send_query(now, q.addr, Some(q.id), Method::Ping, Purpose::Probe);
         }
     }
 
-    fn request_failed(&mut self, now: Instant, p: Pending, timed_out: bool) {
+    pub(crate) fn request_failed(&mut self, now: Instant, p: Pending, timed_out: bool) {
         if timed_out {
             self.stats.timeouts += 1;
         }
@@ -595,11 +600,42 @@ impl Node {
         Some(key)
     }
 
-    fn count_out(&mut self, method: &Method<'_>) {
+    pub(crate) fn count_out(&mut self, method: &Method<'_>) {
         self.stats.queries_out.count(method);
     }
+    /// Sends a lookup request again under a new transaction id. False when the lookup is gone
+    /// or no longer searching, or the in-flight cap is reached.
+    pub(crate) fn resend_lookup_request(
+        &mut self,
+        now: Instant,
+        q: QueryId,
+        addr: SocketAddr,
+        id: Option<NodeId>,
+    ) -> bool {
+        let Some(l) = self.lookups.get_mut(&q) else { return false };
+        if l.phase != Phase::Searching {
+            return false;
+        }
+        let method = Self::lookup_method(l.kind, self.cfg.dual_stack);
+        let Some(key) = self.send_query(now, addr, id, method, Purpose::Lookup(q)) else { return false };
+        if let Some(l) = self.lookups.get_mut(&q) {
+            l.note_resend();
+        }
+        self.stats.resends += 1;
+        // The resend gets twice the usual patience: a node whose answer is merely slow (the
+        // tail of the RTT distribution) should still make it.
+        let patience = self.rtt.timeout() * 2;
+        if let Some(p) = self.pending.get_mut(&key) {
+            p.resend = true;
+            let soft_at = (now + patience).min(p.hard_at);
+            self.timers.remove(&(p.soft_at, p.seq, TimerKind::Soft));
+            p.soft_at = soft_at;
+            self.timers.insert((soft_at, p.seq, TimerKind::Soft), key);
+        }
+        true
+    }
 
-    fn fire_request_timers(&mut self, now: Instant) {
+    pub(crate) fn fire_request_timers(&mut self, now: Instant) {
         while let Some(entry) = self.timers.first_entry() {
             let (at, seq, kind) = *entry.key();
             if at > now {
@@ -641,271 +677,6 @@ impl Node {
                     }
                 }
             }
-        }
-    }
-
-    // ----- lookups ------------------------------------------------------------------------
-
-    fn start_lookup(&mut self, now: Instant, kind: LookupKind, internal: bool) -> QueryId {
-        let q = self.new_query_id();
-        self.start_lookup_full(now, q, kind, internal, None, None);
-        q
-    }
-
-    pub(crate) fn start_lookup_full(
-        &mut self,
-        now: Instant,
-        q: QueryId,
-        kind: LookupKind,
-        internal: bool,
-        port: Option<u16>,
-        item: Option<Box<ItemOp>>,
-    ) {
-        let (target, deadline) = match kind {
-            LookupKind::FindNode(id) => (id.0, self.cfg.lookup_deadline),
-            LookupKind::GetPeers(ih) | LookupKind::Announce(ih) => (ih.0, self.cfg.lookup_deadline),
-            LookupKind::GetItem(t) | LookupKind::PutItem(t) => (t.0, self.cfg.item_deadline),
-        };
-        let mut initial = self.table.closest(&target, self.cfg.k, now);
-        // With too few nodes of our own, saved nodes and the bootstrap addresses help as well.
-        let few = initial.len() < self.cfg.k;
-        if few && !self.saved.is_empty() {
-            let mut saved: Vec<NodeInfo> = self.saved.iter().filter(|s| !initial.contains(s)).copied().collect();
-            saved.sort_by_key(|n| n.id.distance(&target));
-            initial.extend(saved.into_iter().take(self.cfg.k));
-        }
-        let seeds: &[SocketAddr] = if few { &self.bootstrap_addrs } else { &[] };
-        let shape = Shape { k: self.cfg.k, alpha: self.cfg.alpha, paths: self.cfg.disjoint_paths };
-        let mut l = Lookup::new(kind, target, self.id, shape, &initial, seeds, now, now + deadline);
-        l.internal = internal;
-        l.announce_port = port;
-        if item.is_some() {
-            l.set_impatient();
-        }
-        l.item = item;
-        self.lookups.insert(q, l);
-        self.drive_lookup(now, q);
-    }
-
-    fn lookup_response(&mut self, now: Instant, q: QueryId, from: SocketAddr, r: &Response<'_>) {
-        let Some(l) = self.lookups.get_mut(&q) else { return };
-        // BEP 32: a dual-stack node asked for both families and follows both lists.
-        let nodes: Vec<NodeInfo> = if self.cfg.dual_stack {
-            r.nodes.iter().chain(&r.nodes6).copied().collect()
-        } else if from.is_ipv4() {
-            r.nodes.clone()
-        } else {
-            r.nodes6.clone()
-        };
-        l.on_response(from, r.id, &nodes, r.token);
-        if self.cfg.enforce_node_id && !is_secure_id(&r.id, from.ip()) {
-            l.demote(from);
-        }
-        if l.item.is_some() {
-            self.item_response(now, q, NodeInfo { id: r.id, addr: from }, r);
-            return self.drive_lookup(now, q);
-        }
-        if !r.values.is_empty() && matches!(l.kind, LookupKind::GetPeers(_) | LookupKind::Announce(_)) {
-            let fresh = l.new_peers(&r.values);
-            if !fresh.is_empty() && !l.internal {
-                self.events.push_back(Event::PeersFound { query: q, peers: fresh });
-            }
-        }
-        self.drive_lookup(now, q);
-    }
-
-    /// Sends what a lookup wants sent; moves it to the announce phase or ends it when the
-    /// search is over.
-    /// The request a lookup of kind `kind` sends.
-    /// A dual-stack node asks for nodes of both families (BEP 32 `want`).
-    fn lookup_method(kind: LookupKind, dual_stack: bool) -> Method<'static> {
-        let want = Want { n4: dual_stack, n6: dual_stack };
-        match kind {
-            LookupKind::FindNode(target) => Method::FindNode { target, want },
-            LookupKind::GetPeers(info_hash) | LookupKind::Announce(info_hash) => Method::GetPeers { info_hash, want },
-            LookupKind::GetItem(target) | LookupKind::PutItem(target) => Method::Get { target, seq: None, want },
-        }
-    }
-
-    /// Sends a lookup request again under a new transaction id. False when the lookup is gone
-    /// or no longer searching, or the in-flight cap is reached.
-    fn resend_lookup_request(&mut self, now: Instant, q: QueryId, addr: SocketAddr, id: Option<NodeId>) -> bool {
-        let Some(l) = self.lookups.get_mut(&q) else { return false };
-        if l.phase != Phase::Searching {
-            return false;
-        }
-        let method = Self::lookup_method(l.kind, self.cfg.dual_stack);
-        let Some(key) = self.send_query(now, addr, id, method, Purpose::Lookup(q)) else { return false };
-        if let Some(l) = self.lookups.get_mut(&q) {
-            l.note_resend();
-        }
-        self.stats.resends += 1;
-        // The resend gets twice the usual patience: a node whose answer is merely slow (the
-        // tail of the RTT distribution) should still make it.
-        let patience = self.rtt.timeout() * 2;
-        if let Some(p) = self.pending.get_mut(&key) {
-            p.resend = true;
-            let soft_at = (now + patience).min(p.hard_at);
-            self.timers.remove(&(p.soft_at, p.seq, TimerKind::Soft));
-            p.soft_at = soft_at;
-            self.timers.insert((soft_at, p.seq, TimerKind::Soft), key);
-        }
-        true
-    }
-
-    fn drive_lookup(&mut self, now: Instant, q: QueryId) {
-        let Some(l) = self.lookups.get_mut(&q) else { return };
-        if l.phase != Phase::Searching {
-            return;
-        }
-        let budget = self.cfg.max_in_flight.saturating_sub(self.pending.len());
-        let requests = l.next_requests(budget);
-        let kind = l.kind;
-        for r in requests {
-            self.send_query(now, r.addr, r.id, Self::lookup_method(kind, self.cfg.dual_stack), Purpose::Lookup(q));
-        }
-        let Some(l) = self.lookups.get_mut(&q) else { return };
-        if !l.search_finished() {
-            return;
-        }
-        match kind {
-            LookupKind::Announce(info_hash) => self.start_announces(now, q, info_hash),
-            LookupKind::PutItem(_) => self.start_item_puts(now, q),
-            _ => self.finish_lookup(now, q),
-        }
-    }
-
-    fn start_announces(&mut self, now: Instant, q: QueryId, info_hash: InfoHash) {
-        let Some(l) = self.lookups.get_mut(&q) else { return };
-        let targets = l.announce_targets();
-        let port = l.announce_port;
-        l.phase = Phase::Announcing { outstanding: 0 };
-        let mut sent = 0;
-        for (node, token) in targets {
-            let method = Method::AnnouncePeer {
-                info_hash,
-                port: port.unwrap_or(0),
-                implied_port: port.is_none(),
-                token: &token,
-            };
-            if self.send_query(now, node.addr, Some(node.id), method, Purpose::Announce(q)).is_some() {
-                sent += 1;
-            }
-        }
-        if let Some(l) = self.lookups.get_mut(&q) {
-            l.announces_sent += sent;
-            l.phase = Phase::Announcing { outstanding: sent };
-        }
-        if sent == 0 {
-            self.finish_lookup(now, q);
-        }
-    }
-
-    fn announce_ack(&mut self, now: Instant, q: QueryId, ok: bool) {
-        let Some(l) = self.lookups.get_mut(&q) else { return };
-        if let Phase::Announcing { outstanding } = l.phase {
-            if ok {
-                l.announced_to += 1;
-            }
-            let outstanding = outstanding.saturating_sub(1);
-            l.phase = Phase::Announcing { outstanding };
-            if outstanding == 0 {
-                self.finish_lookup(now, q);
-            }
-        }
-    }
-
-    pub(crate) fn finish_lookup(&mut self, now: Instant, q: QueryId) {
-        let Some(mut l) = self.lookups.remove(&q) else { return };
-        l.phase = Phase::Done;
-        let result = l.result(now);
-        if Some(q) == self.bootstrap_lookup {
-            self.bootstrap_done(now);
-        }
-        if l.internal {
-            return;
-        }
-        match l.item.take() {
-            Some(op) => self.events.push_back(op.into_event(q, result)),
-            None => self.events.push_back(Event::LookupDone { query: q, result }),
-        }
-    }
-
-    fn expire_lookups(&mut self, now: Instant) {
-        let due: Vec<QueryId> = self.lookups.iter().filter(|(_, l)| l.deadline <= now).map(|(q, _)| *q).collect();
-        for q in due {
-            if self.put_grace_over(q) {
-                self.finish_put(now, q);
-                continue;
-            }
-            if let Some(l) = self.lookups.get_mut(&q) {
-                l.deadline_hit = true;
-            }
-            self.finish_lookup(now, q);
-        }
-    }
-
-    // ----- bootstrap and maintenance --------------------------------------------------------
-
-    fn start_bootstrap(&mut self, now: Instant) {
-        if self.bootstrap_lookup.is_some_and(|q| self.lookups.contains_key(&q)) {
-            return;
-        }
-        if self.bootstrap_addrs.is_empty() && self.saved.is_empty() && self.table.is_empty() {
-            return;
-        }
-        let q = self.start_lookup(now, LookupKind::FindNode(self.id), true);
-        if self.lookups.contains_key(&q) {
-            self.bootstrap_lookup = Some(q);
-        } else {
-            // It finished at once (nobody to ask); treat like a failed round.
-            self.bootstrap_lookup = Some(q);
-            self.bootstrap_done(now);
-        }
-    }
-
-    /// A bootstrap round ended. Until the table holds k nodes, rounds repeat with back-off:
-    /// nodes that join together (a flash crowd behind one router) first hear of nobody but the
-    /// router, and learn of each other only in later rounds.
-    fn bootstrap_done(&mut self, now: Instant) {
-        self.bootstrap_lookup = None;
-        if self.table.len() < self.cfg.k {
-            self.bootstrap_retry_at = Some(now + self.bootstrap_backoff);
-            self.bootstrap_backoff = (self.bootstrap_backoff * 2).min(self.cfg.bootstrap_max_backoff);
-        } else {
-            self.bootstrap_backoff = self.cfg.bootstrap_retry;
-        }
-        if self.table.is_empty() || self.bootstrapped {
-            return;
-        }
-        self.bootstrapped = true;
-        self.join_refresh(now);
-        self.events.push_back(Event::Bootstrapped { routing_nodes: self.table.len() });
-    }
-
-    /// Kademlia's join: after the self-lookup, refresh every prefix length shorter than the one
-    /// we share with our closest neighbour, so far buckets need not wait 15 minutes to fill.
-    /// (By prefix length, not by bucket: a young table may still be a single bucket.)
-    fn join_refresh(&mut self, now: Instant) {
-        let shared = self
-            .table
-            .closest(&self.id.0, 1, now)
-            .first()
-            .map_or(0, |n| self.id.distance(&n.id.0).leading_zeros() as usize);
-        for prefix in 0..shared.min(MAX_JOIN_REFRESH) {
-            let target = self.table.random_id_at(prefix, self.rng.gen());
-            self.start_lookup(now, LookupKind::FindNode(target), true);
-        }
-    }
-
-    fn refresh_buckets(&mut self, now: Instant) {
-        if self.table.is_empty() {
-            return;
-        }
-        for b in self.table.stale_buckets(now, self.cfg.bucket_refresh) {
-            self.table.touch(b, now);
-            let target = self.table.random_id_in(b, self.rng.gen());
-            self.start_lookup(now, LookupKind::FindNode(target), true);
         }
     }
 }

@@ -249,12 +249,12 @@ pub struct NodeArgs {
     /// (bursts of twice that pass); 0 turns the limit off, for benchmarks and trusted networks.
     #[arg(long, value_name = "N", default_value_t = 250)]
     pub rate_limit: u32,
-    /// BEP 42: give nodes whose id does not match their public IP no write token, and do not
-    /// let their answers end lookups or make them put/announce targets (their nodes are still
-    /// followed). Off by default, as in libtorrent, while much of the network has random ids.
-    /// Our own id is derived from our public IP either way, once responders agree on it.
+    /// Trust nodes whose id does not match their public IP (BEP 42), as libtorrent does by
+    /// default. Without this flag such nodes get no write token, and their answers neither end
+    /// lookups nor make them put/announce targets (their nodes are still followed); local and
+    /// private addresses are exempt. Our own id is derived from our public IP either way.
     #[arg(long)]
-    pub enforce_node_id: bool,
+    pub no_enforce_node_id: bool,
     /// Print the ready line as JSON: {"event":"listening","addr":...,"addrs":[...],"id":...}
     /// (`addr` is the first listen address).
     #[arg(long)]

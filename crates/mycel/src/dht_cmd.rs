@@ -49,7 +49,7 @@ async fn node(args: NodeArgs) -> Result<ExitCode> {
     config.bootstrap = args.bootstrap.clone();
     config.data_dir = data_dir;
     config.node.rate_limit_per_sec = args.rate_limit;
-    config.node.enforce_node_id = args.enforce_node_id;
+    config.node.enforce_node_id = !args.no_enforce_node_id;
     config.node.rate_limit_burst = args.rate_limit.saturating_mul(2);
     let handle = Dht::spawn(config).await?;
 

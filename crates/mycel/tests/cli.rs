@@ -84,7 +84,7 @@ fn help_explains_the_commands() {
     }
     let out = mycel(&["dht", "node", "--help"]);
     assert!(out.status.success());
-    for flag in ["--listen", "--bootstrap", "--data-dir", "--rate-limit", "--enforce-node-id"] {
+    for flag in ["--listen", "--bootstrap", "--data-dir", "--rate-limit", "--no-enforce-node-id"] {
         assert!(stdout(&out).contains(flag), "dht node --help lacks {flag}");
     }
 }
