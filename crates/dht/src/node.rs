@@ -260,6 +260,7 @@ impl Node {
         if now >= self.next_expiry {
             self.store.expire(now);
             self.items.expire(now);
+            self.limiter.sweep(now);
             self.next_expiry = now + EXPIRY_SWEEP;
         }
         if self.bootstrap_retry_at.is_some_and(|t| now >= t) {

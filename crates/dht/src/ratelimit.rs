@@ -9,9 +9,11 @@ struct Bucket {
     last: Instant,
 }
 
-/// A token bucket per source IP. Memory is bounded: when `max_ips` are tracked, the map is
-/// cleared of idle entries (full ones), and if none are idle it is cleared outright, which at
-/// worst lets a burst through once.
+/// A token bucket per source IP. Memory is bounded: idle entries (buckets that have refilled,
+/// which behave exactly like no entry) are swept out periodically ([`RateLimiter::sweep`]), so
+/// the map holds only the IPs heard from in the last few seconds; and when `max_ips` are
+/// tracked anyway, it is swept at once and, if none are idle, cleared outright, which at worst
+/// lets a burst through once.
 pub(crate) struct RateLimiter {
     per_sec: f64,
     burst: f64,
@@ -42,9 +44,23 @@ impl RateLimiter {
         }
     }
 
-    fn evict(&mut self, now: Instant) {
+    /// Forgets the IPs whose bucket has refilled (a node queried by many IPs over hours would
+    /// otherwise keep one entry for each of them).
+    pub fn sweep(&mut self, now: Instant) {
         let (per_sec, burst) = (self.per_sec, self.burst);
         self.ips.retain(|_, b| b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * per_sec < burst);
+        if self.ips.capacity() > 4 * self.ips.len().max(16) {
+            self.ips.shrink_to_fit();
+        }
+    }
+
+    /// Number of IPs tracked.
+    pub fn len(&self) -> usize {
+        self.ips.len()
+    }
+
+    fn evict(&mut self, now: Instant) {
+        self.sweep(now);
         if self.ips.len() >= self.max_ips {
             self.ips.clear();
         }
@@ -69,5 +85,23 @@ mod tests {
             rl.allow(t0, IpAddr::from([10, 0, 1, i]));
         }
         assert!(rl.ips.len() <= 2);
+    }
+
+    #[test]
+    fn idle_ips_are_swept() {
+        let t0 = Instant::now();
+        let mut rl = RateLimiter::new(10, 5, 1000);
+        for i in 0..200u8 {
+            rl.allow(t0, IpAddr::from([10, 0, 2, i]));
+        }
+        let busy: IpAddr = "10.0.3.1".parse().expect("ip literal");
+        for _ in 0..5 {
+            rl.allow(t0 + Duration::from_millis(850), busy);
+        }
+        assert_eq!(rl.len(), 201);
+        // 0.5 s later the 200 one-datagram IPs have refilled; the busy one has not.
+        rl.sweep(t0 + Duration::from_millis(900));
+        assert_eq!(rl.len(), 1);
+        assert!(!rl.allow(t0 + Duration::from_millis(900), busy), "the busy IP keeps its empty bucket");
     }
 }
