@@ -55,6 +55,7 @@ impl RateLimiter {
     }
 
     /// Number of IPs tracked.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.ips.len()
     }
