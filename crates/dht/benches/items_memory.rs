@@ -3,69 +3,26 @@
 //! Run: `cargo bench -p mycel-dht --bench items_memory`.
 
 #![allow(clippy::disallowed_methods)] // a benchmark: reads the clock once for the origin
-#![allow(unsafe_code)] // a counting global allocator needs `unsafe impl GlobalAlloc`
+#![allow(unsafe_code)] // common/alloc.rs: a counting global allocator needs `unsafe impl GlobalAlloc`
 #![allow(missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use mycel_dht::{Config, ImmutableItem, Keypair, MutableItem, Node, NodeId, StoredItem};
+use mycel_dht::{Config, Keypair, Node, NodeId};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
+#[path = "common/alloc.rs"]
+mod alloc;
+#[path = "common/items.rs"]
+mod items;
 
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        System.dealloc(p, l)
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+use items::{max_immutable, max_mutable, small_immutable, small_mutable};
 
 const ITEMS: usize = 100_000;
 const GIB: f64 = (1u64 << 30) as f64;
 
-/// A bencoded string of exactly `len` bytes (`len` >= 3).
-fn value(len: usize, i: usize) -> Vec<u8> {
-    let mut body = len - 2;
-    while body + body.to_string().len() + 1 > len {
-        body -= 1;
-    }
-    let mut v = format!("{body}:").into_bytes();
-    let tag = format!("{i:08}");
-    v.extend(tag.bytes().cycle().take(body));
-    assert_eq!(v.len(), len);
-    v
-}
-
 struct Kind {
     name: &'static str,
-    make: fn(&Keypair, usize) -> StoredItem,
-}
-
-fn small_mutable(key: &Keypair, i: usize) -> StoredItem {
-    let salt = format!("salt{i:012}").into_bytes();
-    StoredItem::Mutable(MutableItem::sign(key, salt, 1, value(100, i)).expect("valid"))
-}
-
-fn small_immutable(_: &Keypair, i: usize) -> StoredItem {
-    StoredItem::Immutable(ImmutableItem::new(value(100, i)).expect("valid"))
-}
-
-fn max_immutable(_: &Keypair, i: usize) -> StoredItem {
-    StoredItem::Immutable(ImmutableItem::new(value(1000, i)).expect("valid"))
-}
-
-fn max_mutable(key: &Keypair, i: usize) -> StoredItem {
-    let salt = format!("{i:064}").into_bytes();
-    StoredItem::Mutable(MutableItem::sign(key, salt, 1, value(1000, i)).expect("valid"))
+    make: items::Make,
 }
 
 fn main() {
@@ -86,11 +43,11 @@ fn main() {
         // The caps are raised so that all items stay; the default caps are discussed below.
         let cfg = Config { max_items: usize::MAX, max_item_bytes: usize::MAX, ..Config::default() };
         let mut node = Node::new(cfg, NodeId([1; 20]), [1; 32], now);
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = alloc::live();
         for i in 0..ITEMS {
             node.restore_item(now, (kind.make)(&key, i));
         }
-        let heap = LIVE.load(Ordering::Relaxed) - before;
+        let heap = alloc::live() - before;
         let s = node.stats();
         assert_eq!(s.stored_items, ITEMS);
         let per_item = heap as f64 / ITEMS as f64;

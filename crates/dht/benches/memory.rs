@@ -2,34 +2,18 @@
 //! counting global allocator (live heap bytes, not RSS). Run: `cargo bench -p mycel-dht --bench memory`.
 
 #![allow(clippy::disallowed_methods)] // a benchmark: reads the clock once for the origin
-#![allow(unsafe_code)] // a counting global allocator needs `unsafe impl GlobalAlloc`
+#![allow(unsafe_code)] // common/alloc.rs: a counting global allocator needs `unsafe impl GlobalAlloc`
 #![allow(missing_docs)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use mycel_dht::{Config, InfoHash, Node, NodeId};
 use mycel_krpc::{Body, Message, Method, Query, Response};
 use rand::{Rng, SeedableRng};
 
-struct Counting;
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        System.dealloc(p, l)
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "common/alloc.rs"]
+mod alloc;
 
 fn encode(m: &Message<'_>) -> Vec<u8> {
     let mut v = Vec::new();
@@ -41,10 +25,10 @@ fn main() {
     let now = Instant::now();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let own = NodeId(rng.gen());
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = alloc::live();
     let cfg = Config { rate_limit_burst: u32::MAX, ..Config::default() };
     let mut node = Node::new(cfg, own, [1; 32], now);
-    let empty = LIVE.load(Ordering::Relaxed) - base;
+    let empty = alloc::live() - base;
 
     // Fill the routing table: answers from nodes at every prefix length down to 24 bits,
     // several times more than fit, so buckets split, fill and keep replacement caches.
@@ -74,7 +58,7 @@ fn main() {
             while node.poll_event().is_some() {}
         }
     }
-    let table = LIVE.load(Ordering::Relaxed) - base - empty;
+    let table = alloc::live() - base - empty;
     let routing_nodes = node.stats().routing_nodes;
 
     // 10,000 info-hashes with 8 peers each, announced through the wire protocol.
@@ -116,7 +100,7 @@ fn main() {
         }
     }
     let s = node.stats();
-    let total = LIVE.load(Ordering::Relaxed) - base;
+    let total = alloc::live() - base;
     println!("| what | heap bytes |");
     println!("|---|---|");
     println!("| empty node | {empty} |");

@@ -8,40 +8,15 @@
 
 use std::time::Instant;
 
-use mycel_dht::{ImmutableItem, Keypair, MutableItem, StoredItem};
+use items::{max_immutable, max_mutable, small_mutable, Make};
+use mycel_dht::{Keypair, StoredItem};
 use mycel_net::bench_support::write_items;
+
+#[path = "../../dht/benches/common/items.rs"]
+mod items;
 
 const GIB: f64 = (1u64 << 30) as f64;
 const UNIX_NOW: u64 = 1_800_000_000;
-
-/// A bencoded string of exactly `len` bytes (`len` >= 3).
-fn value(len: usize, i: usize) -> Vec<u8> {
-    let mut body = len - 2;
-    while body + body.to_string().len() + 1 > len {
-        body -= 1;
-    }
-    let mut v = format!("{body}:").into_bytes();
-    let tag = format!("{i:08}");
-    v.extend(tag.bytes().cycle().take(body));
-    assert_eq!(v.len(), len);
-    v
-}
-
-fn small_mutable(key: &Keypair, i: usize) -> StoredItem {
-    let salt = format!("salt{i:012}").into_bytes();
-    StoredItem::Mutable(MutableItem::sign(key, salt, 1, value(100, i)).unwrap())
-}
-
-fn max_immutable(_: &Keypair, i: usize) -> StoredItem {
-    StoredItem::Immutable(ImmutableItem::new(value(1000, i)).unwrap())
-}
-
-fn max_mutable(key: &Keypair, i: usize) -> StoredItem {
-    let salt = format!("{i:064}").into_bytes();
-    StoredItem::Mutable(MutableItem::sign(key, salt, 1, value(1000, i)).unwrap())
-}
-
-type Make = fn(&Keypair, usize) -> StoredItem;
 
 fn main() {
     let key = Keypair::from_seed([3; 32]);
