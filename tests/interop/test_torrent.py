@@ -7,7 +7,9 @@
   announces, `mycel fetch MAGNET --bootstrap` finds it, gets the metadata and the data; and
   (v1) mycel shares and announces, libtorrent fetches the magnet through the DHT.
 - v2 and hybrid magnets with a direct peer, both ways: the downloader gets the piece layers
-  (not in the info dictionary) with BEP 52 hash requests.
+  (not in the info dictionary) with BEP 52 hash requests; and libtorrent fetches a v2-only
+  magnet from a mycel node that itself got the hybrid torrent by magnet (so it fetched the
+  layers too).
 
 Every wait is bounded; each transfer is a few MiB.
 """
@@ -128,6 +130,18 @@ class Share:
         self._err.close()
 
 
+def assert_recheck_passes(h, content, out):
+    """libtorrent re-verifies its download from disk (for v2 pieces by the piece layers it
+    got) and its copy equals the source."""
+    h.force_recheck()
+    time.sleep(0.2)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not h.status().is_seeding:
+        time.sleep(0.1)
+    assert h.status().is_seeding, "libtorrent's recheck of the download failed"
+    assert same_tree(content, out / "content"), "libtorrent's copy differs from the source"
+
+
 @pytest.mark.parametrize("kind", ["v1", "v2", "hybrid"])
 def test_libtorrent_seeds_mycel_fetches(kind, tmp_path):
     content = make_content(tmp_path / "src")
@@ -162,13 +176,7 @@ def test_mycel_seeds_libtorrent_fetches(kind, tmp_path):
         out = tmp_path / "lt-out"
         h = lt_add(ses, torrent, out, peer=addr)
         wait_seeding(h, 40, peer=addr)
-        h.force_recheck()
-        time.sleep(0.2)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not h.status().is_seeding:
-            time.sleep(0.1)
-        assert h.status().is_seeding, "libtorrent's recheck of the download failed"
-        assert same_tree(content, out / "content"), "libtorrent's copy differs from the source"
+        assert_recheck_passes(h, content, out)
         ses.pause()
     finally:
         share.stop()
@@ -256,15 +264,62 @@ def test_libtorrent_fetches_mycel_v2_magnet(kind, tmp_path):
         h.connect_peer(addr)
         wait_seeding(h, 40, peer=addr)
         # A recheck proves libtorrent holds the real piece layers (it verifies v2 pieces by them).
-        h.force_recheck()
-        time.sleep(0.2)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not h.status().is_seeding:
-            time.sleep(0.1)
-        assert h.status().is_seeding, "libtorrent's recheck of the download failed"
-        assert same_tree(content, out / "content"), "libtorrent's copy differs from the source"
+        assert_recheck_passes(h, content, out)
         ses.pause()
     finally:
+        share.stop()
+
+
+def test_libtorrent_fetches_v2_magnet_from_mycel_that_got_hybrid_by_magnet(tmp_path):
+    """mycel A shares a hybrid torrent; mycel B fetches its hybrid magnet (btih + btmh) and
+    keeps seeding; B must have fetched the piece layers from A (BEP 52 hash requests), since
+    libtorrent then adds the btmh-only magnet, knows only B, and needs those layers from B."""
+    content = make_content(tmp_path / "src")
+    ip_a = harness.fresh_ip()
+    share = Share([str(content), "--hybrid", "--piece-size", str(PIECE), "--listen", f"{ip_a}:0"], tmp_path)
+    b_err = open(tmp_path / "b.stderr", "wb")
+    b = None
+    try:
+        addr_a = harness.parse_addr(share.line["addr"])
+        magnet = share.line["magnet"].split("&x.pe=")[0]
+        assert "btih" in magnet and "btmh" in magnet, magnet
+        ip_b = harness.fresh_ip()
+        port_b = harness.free_port(ip_b)
+        b = subprocess.Popen(
+            [harness.mycel_bin(), "fetch", magnet, "--out", str(tmp_path / "b"), "--peer", harness.fmt_addr(addr_a),
+             "--listen", f"{ip_b}:{port_b}", "--seed", "--json", "--timeout", "40", "--log", "info"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=b_err,
+        )
+        box: list = []
+        t = threading.Thread(target=lambda: box.append(b.stdout.readline()), daemon=True)
+        t.start()
+        t.join(timeout=45)
+        assert box and box[0], f"mycel fetch B printed nothing: {harness.tail((tmp_path / 'b.stderr').read_text())}"
+        summary = json.loads(box[0])
+        assert summary["bad_pieces"] == 0, summary
+        assert same_tree(content, tmp_path / "b" / "content"), "B's copy differs from the source"
+        assert "SHA-1 only" not in (tmp_path / "b.stderr").read_text(), "B fell back to SHA-1"
+
+        v2_only = "magnet:?" + "&".join(p for p in magnet.split("?", 1)[1].split("&") if "btih" not in p)
+        assert "btmh" in v2_only and "btih" not in v2_only, v2_only
+        ses, _ = lt_transfer_session(harness.fresh_ip())
+        atp = lt.parse_magnet_uri(v2_only)
+        out = tmp_path / "lt-out"
+        atp.save_path = str(out)
+        h = ses.add_torrent(atp)
+        h.connect_peer((ip_b, port_b))
+        wait_seeding(h, 40, peer=(ip_b, port_b))
+        assert_recheck_passes(h, content, out)
+        ses.pause()
+    finally:
+        if b is not None and b.poll() is None:
+            b.terminate()
+            try:
+                b.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                b.kill()
+                b.wait(timeout=5)
+        b_err.close()
         share.stop()
 
 

@@ -54,17 +54,22 @@ fn start_node(listen: &str, data_dir: &std::path::Path) -> (NodeGuard, Value) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn mycel dht node");
-    let out = child.stdout.take().expect("piped stdout");
+    let line = ready_line(&mut child);
     let guard = NodeGuard { child };
+    let ready: Value = serde_json::from_str(line.trim()).expect("the ready line is JSON");
+    (guard, ready)
+}
+
+/// The first line a spawned node prints on stdout (its ready line), within 10 s.
+fn ready_line(child: &mut std::process::Child) -> String {
+    let out = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
         let _ = BufReader::new(out).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(Duration::from_secs(10)).expect("the node prints its ready line within 10 s");
-    let ready: Value = serde_json::from_str(line.trim()).expect("the ready line is JSON");
-    (guard, ready)
+    rx.recv_timeout(Duration::from_secs(10)).expect("the node prints its ready line within 10 s")
 }
 
 #[test]
@@ -207,15 +212,8 @@ fn a_dual_stack_node_reports_both_addresses() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("this test needs `unshare` (util-linux) and `ip` (iproute2) to make its own network namespace");
-    let out = child.stdout.take().expect("piped stdout");
+    let line = ready_line(&mut child);
     let _guard = NodeGuard { child };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(Duration::from_secs(10)).expect("the node prints its ready line within 10 s");
     let ready: Value = serde_json::from_str(line.trim())
         .unwrap_or_else(|_| panic!("no ready line ({line:?}): did `unshare -rn` or `ip link set lo up` fail?"));
     let addrs: Vec<&str> = ready["addrs"].as_array().expect("addrs").iter().filter_map(Value::as_str).collect();

@@ -46,6 +46,16 @@ pub trait Storage: Send + Sync {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), StorageError>;
     /// Writes `data` at piece-space offset `offset`.
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), StorageError>;
+    /// Writes `bufs` back to back from piece-space offset `offset` (a whole piece's blocks
+    /// in one call: `pwritev` in [`FileStorage`]). The default writes them one by one.
+    fn write_vectored(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StorageError> {
+        let mut at = offset;
+        for b in bufs {
+            self.write(at, b)?;
+            at += b.len() as u64;
+        }
+        Ok(())
+    }
     /// Makes every write so far durable (`fdatasync` of the files written since the last
     /// sync).
     fn sync(&self) -> Result<(), StorageError>;
@@ -60,6 +70,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         (**self).write(offset, data)
+    }
+    fn write_vectored(&self, offset: u64, bufs: &[&[u8]]) -> Result<(), StorageError> {
+        (**self).write_vectored(offset, bufs)
     }
     fn sync(&self) -> Result<(), StorageError> {
         (**self).sync()

@@ -8,7 +8,15 @@
 //! - **Leeching**: regular slots go to the interested peers that delivered the most data to
 //!   us over the measurement window (bytes we received and accepted, never what a peer
 //!   claims). A peer that delivered nothing (a free rider) or is snubbed never gets a
-//!   regular slot; it can only be the optimistic unchoke.
+//!   regular slot; it can only be the optimistic unchoke, or borrow a slot no earning peer
+//!   wants (below).
+//! - **Idle slots are lent**: while leeching, regular slots that no earning peer fills
+//!   (at the start nobody has delivered anything) are lent to other interested peers,
+//!   never unchoked first, then least recently unchoked (round-robin), until the next
+//!   rechoke. An earning peer always takes a slot before a borrower: the engine swaps a
+//!   borrower out as soon as a choked peer delivers. Capacity that would otherwise sit
+//!   idle is used, so leechers start trading at once instead of after the first rechoke,
+//!   and a free rider never displaces a peer that uploads to us.
 //! - **Seeding**: regular slots rotate round-robin. A peer keeps its slot until it has
 //!   taken [`seed_quota`](ChokerConfig::seed_quota) bytes or held the slot for
 //!   [`seed_max_unchoke`](ChokerConfig::seed_max_unchoke); then the peers unchoked least
@@ -96,12 +104,14 @@ pub struct Decision {
     pub regular: BTreeSet<PeerKey>,
     /// The optimistic unchoke.
     pub optimistic: Option<PeerKey>,
+    /// Leeching: idle regular slots lent to peers that did not earn one.
+    pub lent: BTreeSet<PeerKey>,
 }
 
 impl Decision {
     /// Whether `key` is unchoked.
     pub fn is_unchoked(&self, key: PeerKey) -> bool {
-        self.regular.contains(&key) || self.optimistic == Some(key)
+        self.regular.contains(&key) || self.optimistic == Some(key) || self.lent.contains(&key)
     }
 }
 
@@ -169,14 +179,45 @@ impl Choker {
     /// total upload rate over the last interval.
     pub fn rechoke(&mut self, now: Instant, seeding: bool, upload_rate: u64, peers: &[Candidate]) -> Decision {
         self.next_rechoke = now + self.cfg.rechoke_interval;
-        // Slots adapt first, so the decision below always fits the current count.
-        let wanting = peers.iter().filter(|c| c.interested && (seeding || Self::earns_slot(c))).count();
+        // Slots adapt first, so the decision below always fits the current count. Lent
+        // slots are in use too.
+        let wanting = peers.iter().filter(|c| c.interested).count();
         self.adapt_slots(upload_rate, wanting >= self.slots.saturating_sub(1));
         let regular_slots = self.slots.saturating_sub(1);
         let regular =
             if seeding { self.seed_order(now, peers, regular_slots) } else { Self::leech_order(peers, regular_slots) };
         let optimistic = self.pick_optimistic(now, peers, &regular);
-        Decision { regular, optimistic }
+        let idle = regular_slots.saturating_sub(regular.len());
+        let lent = Self::round_robin(
+            peers.iter().filter(|c| c.interested && !regular.contains(&c.key) && optimistic != Some(c.key)),
+        )
+        .take(idle)
+        .collect();
+        Decision { regular, optimistic, lent }
+    }
+
+    /// Between rechokes: choked, interested peers to unchoke into the `free` slots no one
+    /// holds (after a peer lost interest or left, or became interested). Peers that earn a
+    /// slot come first (best uploaders to us), then the others round-robin, as lent slots.
+    pub fn fill_idle(&self, seeding: bool, free: usize, peers: &[Candidate]) -> Vec<PeerKey> {
+        let waiting = || peers.iter().filter(|c| c.interested && c.unchoked_since.is_none());
+        let mut earners: Vec<&Candidate> =
+            if seeding { Vec::new() } else { waiting().filter(|c| Self::earns_slot(c)).collect() };
+        earners.sort_by_key(|c| (std::cmp::Reverse(c.download_rate), c.key));
+        let rest = Self::round_robin(waiting().filter(|c| seeding || !Self::earns_slot(c)));
+        earners.into_iter().map(|c| c.key).chain(rest).take(free).collect()
+    }
+
+    /// Whether the peer earns a regular slot while we leech (see the module docs).
+    pub fn earns(c: &Candidate) -> bool {
+        Self::earns_slot(c)
+    }
+
+    /// Never unchoked first, then least recently unchoked; ties by key.
+    fn round_robin<'a>(peers: impl Iterator<Item = &'a Candidate>) -> impl Iterator<Item = PeerKey> + 'a {
+        let mut v: Vec<&Candidate> = peers.collect();
+        v.sort_by_key(|c| (c.last_unchoked.is_some(), c.last_unchoked, c.key));
+        v.into_iter().map(|c| c.key)
     }
 
     /// Leeching: the best uploaders to us among interested, non-snubbed peers that delivered data.
@@ -202,10 +243,8 @@ impl Choker {
         };
         let mut keep: Vec<&Candidate> = peers.iter().filter(|c| c.interested && within_quota(c)).collect();
         keep.sort_by_key(|c| (c.unchoked_since, c.key));
-        let mut rest: Vec<&Candidate> = peers.iter().filter(|c| c.interested && !within_quota(c)).collect();
-        // Never unchoked first, then least recently unchoked; ties by key.
-        rest.sort_by_key(|c| (c.last_unchoked.is_some(), c.last_unchoked, c.key));
-        keep.into_iter().chain(rest).take(n).map(|c| c.key).collect()
+        let rest = Self::round_robin(peers.iter().filter(|c| c.interested && !within_quota(c)));
+        keep.into_iter().map(|c| c.key).chain(rest).take(n).collect()
     }
 
     fn adapt_slots(&mut self, upload_rate: u64, all_used: bool) {
@@ -326,6 +365,32 @@ mod tests {
         assert_eq!(served.len(), 6, "every peer had a regular slot: {served:?}");
     }
 
+    #[test]
+    fn idle_slots_are_lent_and_earners_come_first() {
+        #[allow(clippy::disallowed_methods)] // test origin
+        let t0 = Instant::now();
+        let mut c = Choker::new(ChokerConfig::default(), t0, [3; 32]);
+        // At the start nobody delivered anything: the 3 regular slots are lent, none is regular.
+        let mut peers: Vec<Candidate> = (0..6).map(|k| cand(k, t0, 0)).collect();
+        let d = c.rechoke(t0, false, 0, &peers);
+        assert!(d.regular.is_empty());
+        assert_eq!(d.lent.len(), 3);
+        assert!(d.optimistic.is_some_and(|o| !d.lent.contains(&o)));
+        // Peer 5 delivers: it takes a regular slot, borrowers get what is left.
+        peers[5].download_rate = 1000;
+        peers[5].downloaded = 10_000;
+        let d = c.rechoke(t0 + Duration::from_secs(10), false, 0, &peers);
+        assert!(d.regular.contains(&PeerKey(5)));
+        assert_eq!(d.lent.len(), 2);
+        assert!(!d.lent.contains(&PeerKey(5)));
+        // Between rechokes a free slot goes to an earner first, then round-robin.
+        peers[2].last_unchoked = Some(t0);
+        let fill = c.fill_idle(false, 6, &peers);
+        assert_eq!(fill[0], PeerKey(5));
+        assert_eq!(*fill.last().expect("some"), PeerKey(2), "most recently unchoked last");
+        assert_eq!(c.fill_idle(false, 2, &peers).len(), 2);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -359,12 +424,23 @@ mod tests {
             for &rate in upload.iter().take(rounds) {
                 let d = c.rechoke(now, seeding, rate, &cands);
                 prop_assert!(c.slots() <= cfg.max_slots && c.slots() >= cfg.min_slots);
-                prop_assert!(d.regular.len() + usize::from(d.optimistic.is_some()) <= c.slots());
-                if let Some(o) = d.optimistic { prop_assert!(!d.regular.contains(&o)); }
+                prop_assert!(d.regular.len() + d.lent.len() + usize::from(d.optimistic.is_some()) <= c.slots());
+                if let Some(o) = d.optimistic { prop_assert!(!d.regular.contains(&o) && !d.lent.contains(&o)); }
+                prop_assert!(d.lent.is_disjoint(&d.regular));
+                prop_assert!(!seeding || d.lent.is_empty(), "slots lent while seeding");
                 if !seeding {
                     for k in &d.regular {
                         let p = &cands[k.0 as usize];
                         prop_assert!(p.downloaded > 0 && p.download_rate > 0, "free rider in a regular slot");
+                    }
+                    if !d.lent.is_empty() {
+                        // A slot is lent only when no earning peer is left waiting for it.
+                        for p in cands.iter().filter(|p| p.interested && Choker::earns(p)) {
+                            prop_assert!(d.regular.contains(&p.key), "earning peer waits while a slot is lent");
+                        }
+                    }
+                    for k in &d.lent {
+                        prop_assert!(cands[k.0 as usize].interested, "slot lent to an uninterested peer");
                     }
                 }
                 let eligible = cands.iter().filter(|p| p.interested && !d.regular.contains(&p.key)).count();

@@ -49,6 +49,11 @@ pub struct Config {
     /// Time within which a v2 peer must answer a hash request before we fall back to
     /// blaming every contributor of a failed piece.
     pub hash_request_timeout: Duration,
+    /// BEP 52 hash requests one peer may make per second (a token bucket, like piece
+    /// requests); more are answered with `hash reject`.
+    pub hash_requests_per_sec: u32,
+    /// Hash requests one peer may make at once before the rate applies (the bucket size).
+    pub hash_request_burst: u32,
 }
 
 impl Default for Config {
@@ -74,6 +79,9 @@ impl Default for Config {
             client_name: b"mycel 0.1".to_vec(),
             listen_port: None,
             hash_request_timeout: Duration::from_secs(20),
+            // A layer chunk is 512 piece hashes: 64 at once covers 32 768 pieces.
+            hash_requests_per_sec: 32,
+            hash_request_burst: 64,
         }
     }
 }

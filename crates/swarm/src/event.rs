@@ -159,6 +159,17 @@ pub struct Stats {
     pub banned: usize,
     /// Connections closed by the engine for protocol violations.
     pub protocol_errors: u64,
+    /// BEP 52 hash requests answered with hashes.
+    pub hash_requests_served: u64,
+    /// BEP 52 hash requests rejected because the peer asked faster than
+    /// `hash_requests_per_sec` allows.
+    pub hash_requests_limited: u64,
+    /// Unchoke messages sent.
+    pub unchokes: u64,
+    /// Of those, into idle slots lent to peers that had not delivered to us (leeching).
+    pub unchokes_lent: u64,
+    /// Rechokes run (on the interval, and when we became a seed).
+    pub rechokes: u64,
     /// Per connected peer, by key.
     pub peers: Vec<PeerStats>,
 }

@@ -10,8 +10,12 @@
 //!
 //! Rejected (`hash reject`): an unknown `pieces root`, a malformed or out-of-range request
 //! (see [`HashRequest::check`]), a request below the piece layer spanning more than one
-//! piece or for a piece we do not have, and more than `MAX_HASH_SERVES_PER_PEER` such
-//! requests waiting at once.
+//! piece or for a piece we do not have, more than `MAX_HASH_SERVES_PER_PEER` such
+//! requests waiting at once, and any request beyond a peer's token bucket
+//! (`hash_requests_per_sec`, `hash_request_burst`): BEP 52 asks that hash requests be
+//! treated like piece requests, and an answer from the piece-layer tree costs us no disk
+//! read, so without a limit a peer could make us send hashes as fast as it asks.
+//! Rate-limited rejects are counted in [`Stats::hash_requests_limited`](crate::Stats).
 
 use std::collections::BTreeMap;
 
@@ -131,6 +135,12 @@ impl FileTree {
 impl Swarm {
     /// A peer's `hash request`: answered, queued for a disk hash, or rejected.
     pub(crate) fn on_hash_request(&mut self, key: PeerKey, r: HashRange) {
+        let (cfg, now) = (&self.cfg, self.now);
+        let Some(peer) = self.peers.get_mut(&key) else { return };
+        if !peer.take_hash_token(cfg, now) {
+            self.stats.hash_requests_limited += 1;
+            return self.send_hash_reject(key, r);
+        }
         let req =
             HashRequest { base_layer: r.base_layer, index: r.index, length: r.length, proof_layers: r.proof_layers };
         let plan = self.file_trees.get(&r.root).map(|t| t.plan(&req));
@@ -175,6 +185,7 @@ impl Swarm {
     }
 
     fn send_hashes(&mut self, key: PeerKey, r: HashRange, hashes: &[[u8; 32]]) {
+        self.stats.hash_requests_served += 1;
         let flat: Vec<u8> = hashes.iter().flatten().copied().collect();
         let msg = Message::Hashes {
             pieces_root: r.root,
@@ -291,5 +302,67 @@ mod tests {
         assert_eq!(merkle_root(&last, 4), layout.v2_pieces().expect("v2")[10].root);
         let req = HashRequest { base_layer: 0, index: 40, length: 4, proof_layers: 0 };
         assert_eq!(t.answer_with_blocks(&req, &last).map(|h| h[3]), Ok([0; 32]));
+    }
+
+    #[test]
+    fn hash_requests_beyond_a_peers_token_bucket_are_rejected_and_counted() {
+        use std::time::{Duration, Instant};
+
+        use mycel_peer_wire::{truncate_v2_info_hash, Bitfield, FrameDecoder, Handshake, Reserved};
+
+        let files = [data(37 * PL as usize, 5)];
+        let (layout, full) = layout(&files);
+        let n = layout.piece_count();
+        let cfg = crate::Config { hash_request_burst: 3, hash_requests_per_sec: 2, ..crate::Config::default() };
+        #[allow(clippy::disallowed_methods)] // test origin
+        let t0 = Instant::now();
+        let mut s = Swarm::new(cfg, layout, [1; 20], [0; 32], t0, Bitfield::full(n)).expect("swarm");
+        let key = PeerKey(1);
+        s.handle_peer_connected(t0, key, "10.0.0.1:6881".parse().expect("addr"), false);
+        let hs = Handshake {
+            reserved: Reserved::NONE.with_fast_extension(true),
+            info_hash: truncate_v2_info_hash(&[7; 32]),
+            peer_id: [9; 20],
+        };
+        s.handle_peer_bytes(t0, key, &hs.to_bytes());
+        let mut rx = FrameDecoder::new(1 << 20);
+        while let Some(t) = s.poll_transmit() {
+            rx.extend(&t.data);
+        }
+        assert!(rx.handshake().expect("handshake").is_some());
+        while rx.next().expect("message").is_some() {}
+        let top = full[0].height();
+        let ask = |s: &mut Swarm, now: Instant, count: u32| {
+            let mut bytes = Vec::new();
+            for i in 0..count {
+                let (base_layer, index, length, proof_layers) = (2, (i % 4) * 8, 8, top - 5);
+                Message::HashRequest { pieces_root: full[0].root(), base_layer, index, length, proof_layers }
+                    .encode(&mut bytes);
+            }
+            s.handle_peer_bytes(now, key, &bytes);
+        };
+        let mut answers = |s: &mut Swarm| {
+            let (mut served, mut rejected) = (0, 0);
+            while let Some(t) = s.poll_transmit() {
+                rx.extend(&t.data);
+            }
+            while let Some(m) = rx.next().expect("message") {
+                match m {
+                    Message::Hashes { .. } => served += 1,
+                    Message::HashReject { .. } => rejected += 1,
+                    other => panic!("{other:?}"),
+                }
+            }
+            (served, rejected)
+        };
+        // A burst of 3, then 2 a second.
+        ask(&mut s, t0, 5);
+        assert_eq!(answers(&mut s), (3, 2));
+        ask(&mut s, t0 + Duration::from_millis(1500), 4);
+        assert_eq!(answers(&mut s), (3, 1));
+        ask(&mut s, t0 + Duration::from_secs(60), 5);
+        assert_eq!(answers(&mut s), (3, 2), "never more than the burst");
+        let st = s.stats();
+        assert_eq!((st.hash_requests_served, st.hash_requests_limited), (9, 5));
     }
 }

@@ -1,13 +1,18 @@
-//! The piece layers of a v2 torrent fetched from peers (BEP 52 `hash request`s), for a
-//! v2-only magnet link: the info dictionary names each file's `pieces root` but not the
-//! per-piece hashes a [`Layout`](crate::Layout) needs.
+//! The piece layers of a v2 or hybrid torrent fetched from peers (BEP 52 `hash
+//! request`s), for a magnet link: the info dictionary names each file's `pieces root` but
+//! not the per-piece hashes a [`Layout`](crate::Layout) needs.
 //!
 //! Each file larger than one piece is asked for in chunks of up to 512 piece hashes (the
 //! way libtorrent asks, so any BEP 52 seeder answers): base layer = the piece layer,
 //! `length` = the chunk padded to a power of two, and proof layers up to the root. An
 //! answer is accepted only if it hashes up to the file's `pieces root`
 //! ([`verify_hashes`]); a peer whose answer does not is reported so the caller can drop
-//! it. A rejected or overdue chunk goes to another peer.
+//! it.
+//!
+//! A rejected or overdue chunk goes to another peer at once, and the same peer is asked
+//! for it again after a back-off (2 s, doubling up to 32 s): a magnet downloader rejects
+//! until it has the layers itself, then answers. [`Layers::last_progress`] says when a
+//! chunk last verified, so the caller can give up when nobody supplies them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -20,6 +25,10 @@ use crate::PeerKey;
 
 /// Piece hashes asked for in one request (libtorrent's chunk size).
 const CHUNK: u32 = 512;
+/// First wait before a peer that refused a chunk is asked for it again.
+const RETRY_BASE: Duration = Duration::from_secs(2);
+/// Longest wait between two asks of one chunk to one peer.
+const RETRY_MAX: Duration = Duration::from_secs(32);
 
 /// A file whose piece layer is wanted: its `pieces root` and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +37,20 @@ pub struct LayerFile {
     pub pieces_root: [u8; 32],
     /// The file's length in bytes.
     pub length: u64,
+}
+
+/// Why the piece layers of a magnet link could not be fetched.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum LayersError {
+    /// No connected peer supports BEP 52 (hybrid torrents only).
+    #[error("no connected peer supports BEP 52 hash requests")]
+    NoV2Peer,
+    /// Every connected v2 peer rejected the missing chunks (hybrid torrents only).
+    #[error("every connected v2 peer rejected the piece layer requests")]
+    AllRejected,
+    /// No chunk verified for this long.
+    #[error("no connected peer supplied the piece layers for {} s", .0.as_secs())]
+    Stalled(Duration),
 }
 
 /// A chunk: (file index, chunk index).
@@ -42,19 +65,30 @@ struct FileState {
     missing: BTreeSet<u32>,
 }
 
+/// A peer that refused (rejected, let time out) a chunk: how often, and when it may be
+/// asked again.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    times: u32,
+    retry_at: Instant,
+}
+
 /// The state of a piece-layer fetch; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Layers {
     piece_length: u32,
     files: Vec<FileState>,
     pending: BTreeMap<Chunk, (PeerKey, Instant)>,
-    refused: BTreeSet<(Chunk, PeerKey)>,
+    refused: BTreeMap<(Chunk, PeerKey), Refusal>,
+    /// Peers whose answers did not verify: never asked again.
+    liars: BTreeSet<PeerKey>,
+    last_progress: Instant,
 }
 
 impl Layers {
     /// A fetch of the piece layers of `files` (files of at most one piece need none and
     /// are skipped) for a torrent of `piece_length` (a power of two ≥ 16 KiB).
-    pub(crate) fn new(piece_length: u32, files: &[LayerFile]) -> Self {
+    pub(crate) fn new(now: Instant, piece_length: u32, files: &[LayerFile]) -> Self {
         let pl = u64::from(piece_length);
         let files = files
             .iter()
@@ -70,7 +104,14 @@ impl Layers {
                 }
             })
             .collect();
-        Layers { piece_length, files, pending: BTreeMap::new(), refused: BTreeSet::new() }
+        Layers {
+            piece_length,
+            files,
+            pending: BTreeMap::new(),
+            refused: BTreeMap::new(),
+            liars: BTreeSet::new(),
+            last_progress: now,
+        }
     }
 
     /// Whether every layer is verified.
@@ -78,9 +119,27 @@ impl Layers {
         self.files.iter().all(|f| f.missing.is_empty())
     }
 
+    /// When the fetch started or a chunk last verified.
+    pub(crate) fn last_progress(&self) -> Instant {
+        self.last_progress
+    }
+
     /// Requests outstanding to `peer`.
     pub(crate) fn pending_for(&self, peer: PeerKey) -> usize {
         self.pending.values().filter(|(k, _)| *k == peer).count()
+    }
+
+    /// Whether nothing is outstanding and every one of `peers` has refused every missing
+    /// chunk at least once (so none of them offers the layers now).
+    pub(crate) fn all_refused_by(&self, peers: &[PeerKey]) -> bool {
+        self.pending.is_empty()
+            && peers
+                .iter()
+                .all(|&k| self.liars.contains(&k) || self.missing().all(|ch| self.refused.contains_key(&(ch, k))))
+    }
+
+    fn missing(&self) -> impl Iterator<Item = Chunk> + '_ {
+        self.files.iter().enumerate().flat_map(|(i, f)| f.missing.iter().map(move |&c| (i, c)))
     }
 
     /// Encoded `hash request`s for missing chunks, to `peers` with fewer than `max`
@@ -99,13 +158,17 @@ impl Layers {
         out
     }
 
-    /// The next chunk to ask `peer` for, marked as asked: `(pieces root, request)`.
+    /// The next chunk to ask `peer` for, marked as asked: `(pieces root, request)`. A
+    /// chunk the peer never refused comes first; one it refused only once its back-off
+    /// has passed.
     pub(crate) fn next_request(&mut self, now: Instant, peer: PeerKey) -> Option<([u8; 32], HashRequest)> {
-        let chunk = self.files.iter().enumerate().find_map(|(i, f)| {
-            f.missing
-                .iter()
-                .map(|&c| (i, c))
-                .find(|ch| !self.pending.contains_key(ch) && !self.refused.contains(&(*ch, peer)))
+        if self.liars.contains(&peer) {
+            return None;
+        }
+        let free = |ch: &Chunk| !self.pending.contains_key(ch);
+        let fresh = self.missing().filter(free).find(|ch| !self.refused.contains_key(&(*ch, peer)));
+        let chunk = fresh.or_else(|| {
+            self.missing().filter(free).find(|ch| self.refused.get(&(*ch, peer)).is_some_and(|r| r.retry_at <= now))
         })?;
         self.pending.insert(chunk, (peer, now));
         Some((self.files[chunk.0].root, self.request(chunk)))
@@ -133,6 +196,7 @@ impl Layers {
     /// ask for it (ignored), an error if it does not hash to the file's root.
     pub(crate) fn on_hashes(
         &mut self,
+        now: Instant,
         peer: PeerKey,
         root: &[u8; 32],
         req: &HashRequest,
@@ -144,31 +208,41 @@ impl Layers {
             hashes.chunks_exact(32).map(|c| <[u8; 32]>::try_from(c).expect("chunks of 32")).collect();
         let f = &mut self.files[chunk.0];
         if let Err(e) = verify_hashes(&f.root, f.num_blocks, req, &hashes) {
-            self.refused.insert((chunk, peer));
+            self.liars.insert(peer);
             return Err(e);
         }
         let start = req.index as usize;
         let real = (f.num_pieces as usize - start).min(req.length as usize);
         f.layer[start..start + real].copy_from_slice(&hashes[..real]);
         f.missing.remove(&chunk.1);
+        self.refused.retain(|(ch, _), _| *ch != chunk);
+        self.last_progress = now;
         Ok(true)
     }
 
-    /// A `hash reject`: the chunk goes to another peer.
-    pub(crate) fn on_reject(&mut self, peer: PeerKey, root: &[u8; 32], req: &HashRequest) {
+    /// A `hash reject`: the chunk goes to another peer, and back to this one later.
+    pub(crate) fn on_reject(&mut self, now: Instant, peer: PeerKey, root: &[u8; 32], req: &HashRequest) {
         if let Some(chunk) = self.asked(peer, root, req) {
             self.pending.remove(&chunk);
-            self.refused.insert((chunk, peer));
+            self.refuse(now, chunk, peer);
         }
+    }
+
+    fn refuse(&mut self, now: Instant, chunk: Chunk, peer: PeerKey) {
+        let r = self.refused.entry((chunk, peer)).or_insert(Refusal { times: 0, retry_at: now });
+        r.times += 1;
+        let wait = RETRY_BASE.saturating_mul(1 << (r.times - 1).min(8)).min(RETRY_MAX);
+        r.retry_at = now + wait;
     }
 
     /// A peer left: its chunks are asked elsewhere.
     pub(crate) fn peer_gone(&mut self, peer: PeerKey) {
         self.pending.retain(|_, (k, _)| *k != peer);
+        self.refused.retain(|(_, k), _| *k != peer);
+        self.liars.remove(&peer);
     }
 
-    /// Requests older than `timeout` are given up on (that peer is not asked for the
-    /// chunk again).
+    /// Requests older than `timeout` are given up on, like a reject.
     pub(crate) fn expire(&mut self, now: Instant, timeout: Duration) {
         let late: Vec<(Chunk, PeerKey)> = self
             .pending
@@ -178,13 +252,16 @@ impl Layers {
             .collect();
         for (chunk, peer) in late {
             self.pending.remove(&chunk);
-            self.refused.insert((chunk, peer));
+            self.refuse(now, chunk, peer);
         }
     }
 
-    /// When the oldest request times out.
-    pub(crate) fn next_timeout(&self, timeout: Duration) -> Option<Instant> {
-        self.pending.values().map(|&(_, at)| at + timeout).min()
+    /// When something is next due after `now`: the oldest request times out, or a
+    /// back-off ends.
+    pub(crate) fn next_timeout(&self, now: Instant, timeout: Duration) -> Option<Instant> {
+        let req = self.pending.values().map(|&(_, at)| at + timeout).min();
+        let retry = self.refused.values().map(|r| r.retry_at).filter(|&t| t > now).min();
+        req.into_iter().chain(retry).min()
     }
 
     /// The verified layers, by `pieces root`.
@@ -221,7 +298,7 @@ mod tests {
             LayerFile { pieces_root: tree.root(), length: big.len() as u64 },
             LayerFile { pieces_root: [9; 32], length: small.len() as u64 },
         ];
-        let mut l = Layers::new(PL, &files);
+        let mut l = Layers::new(origin(), PL, &files);
         let now = origin();
         let (a, b) = (PeerKey(1), PeerKey(2));
         let mut asked = Vec::new();
@@ -234,17 +311,17 @@ mod tests {
         // A wrong answer is an error and that peer is not asked for the chunk again.
         let mut bad: Vec<u8> = tree.hashes(&asked[0]).expect("answer").concat();
         bad[40] ^= 1;
-        assert!(l.on_hashes(a, &tree.root(), &asked[0], &bad).is_err());
+        assert!(l.on_hashes(now, a, &tree.root(), &asked[0], &bad).is_err());
         assert_eq!(l.next_request(now, a), None);
         // A reject and an overdue request move the chunks on too.
-        l.on_reject(a, &tree.root(), &asked[1]);
+        l.on_reject(now, a, &tree.root(), &asked[1]);
         l.expire(now + Duration::from_secs(30), Duration::from_secs(10));
         assert_eq!(l.pending_for(a), 0);
         for _ in 0..3 {
             let (root, req) = l.next_request(now, b).expect("b is asked");
             let answer = tree.hashes(&req).expect("answer").concat();
-            assert_eq!(l.on_hashes(b, &root, &req, &answer), Ok(true));
-            assert_eq!(l.on_hashes(b, &root, &req, &answer), Ok(false), "not asked twice");
+            assert_eq!(l.on_hashes(now, b, &root, &req, &answer), Ok(true));
+            assert_eq!(l.on_hashes(now, b, &root, &req, &answer), Ok(false), "not asked twice");
         }
         assert!(l.is_done());
         let layers = l.into_layers();
@@ -256,11 +333,41 @@ mod tests {
     fn a_two_piece_file_asks_for_two_hashes() {
         let f = file(PL as usize + 1, 3);
         let tree = MerkleTree::from_data(&f);
-        let mut l = Layers::new(PL, &[LayerFile { pieces_root: tree.root(), length: f.len() as u64 }]);
+        let mut l = Layers::new(origin(), PL, &[LayerFile { pieces_root: tree.root(), length: f.len() as u64 }]);
         let (_, req) = l.next_request(origin(), PeerKey(1)).expect("request");
         assert_eq!((req.base_layer, req.index, req.length, req.proof_layers), (1, 0, 2, 0));
         let answer = tree.hashes(&req).expect("answer").concat();
-        assert_eq!(l.on_hashes(PeerKey(1), &tree.root(), &req, &answer), Ok(true));
+        assert_eq!(l.on_hashes(origin(), PeerKey(1), &tree.root(), &req, &answer), Ok(true));
         assert!(l.is_done());
+    }
+
+    #[test]
+    fn a_refused_chunk_goes_elsewhere_then_back_after_a_back_off() {
+        let f = file(3 * PL as usize, 4);
+        let tree = MerkleTree::from_data(&f);
+        let t0 = origin();
+        let mut l = Layers::new(t0, PL, &[LayerFile { pieces_root: tree.root(), length: f.len() as u64 }]);
+        let (a, b) = (PeerKey(1), PeerKey(2));
+        let (root, req) = l.next_request(t0, a).expect("a is asked");
+        l.on_reject(t0, a, &root, &req);
+        assert!(l.all_refused_by(&[a]) && !l.all_refused_by(&[a, b]));
+        assert_eq!(l.next_request(t0, a), None, "not at once");
+        assert_eq!(l.next_timeout(t0, Duration::from_secs(10)), Some(t0 + RETRY_BASE));
+        // Another peer is asked at once; its reject sends the chunk back to a, after 2 s.
+        let (_, req_b) = l.next_request(t0, b).expect("b is asked");
+        l.on_reject(t0, b, &root, &req_b);
+        let t1 = t0 + RETRY_BASE;
+        let (_, again) = l.next_request(t1, a).expect("a again after its back-off");
+        l.on_reject(t1, a, &root, &again);
+        // The second refusal doubles a's wait.
+        assert_eq!(l.next_request(t1 + RETRY_BASE, a), None);
+        let t2 = t1 + 2 * RETRY_BASE;
+        let (_, third) = l.next_request(t2, a).expect("a after 4 s");
+        assert_eq!(l.last_progress(), t0);
+        let answer = tree.hashes(&third).expect("answer").concat();
+        assert_eq!(l.on_hashes(t2, a, &root, &third, &answer), Ok(true));
+        assert!(l.is_done());
+        assert_eq!(l.last_progress(), t2);
+        assert_eq!(l.next_timeout(t2, Duration::from_secs(10)), None);
     }
 }

@@ -12,22 +12,35 @@
 //! bytes must hash to the info-hash (SHA-1 for v1, SHA-256 for v2). If they do not, every
 //! peer that sent a piece is dropped and the fetch starts over.
 //!
-//! When the metadata is done every connection is closed
-//! ([`DisconnectReason::NotUseful`]); the driver builds the [`Layout`](crate::Layout),
-//! starts a `Swarm` and gives it [`addrs`](MetadataFetch::addrs) to dial again.
+//! When the metadata is done the connections stay open: the driver parses it and either
+//! calls [`finish`](MetadataFetch::finish) (a v1 torrent: every connection is closed,
+//! [`DisconnectReason::NotUseful`]) or asks for the piece layers. Then it builds the
+//! [`Layout`](crate::Layout), starts a `Swarm` and gives it
+//! [`addrs`](MetadataFetch::addrs) to dial again.
 //!
-//! A v2-only torrent (no v1 info-hash) needs more than the info dictionary: the piece
-//! layers of its files. Then the connections stay open after the metadata; the driver
-//! parses it and calls [`fetch_piece_layers`](MetadataFetch::fetch_piece_layers) (with
-//! no files when every file fits in one piece), the fetch asks the peers with BEP 52
-//! hash requests (`layers.rs`), and [`poll_piece_layers`](MetadataFetch::poll_piece_layers)
-//! gives the verified layers; only then are the connections closed.
+//! A v2 or hybrid torrent needs more than the info dictionary: the piece layers of its
+//! files. The driver calls [`fetch_piece_layers`](MetadataFetch::fetch_piece_layers)
+//! (v2-only: required) or
+//! [`fetch_optional_piece_layers`](MetadataFetch::fetch_optional_piece_layers) (hybrid:
+//! SHA-1 can do without them), with no files when every file fits in one piece. The
+//! fetch asks the peers that support v2 with BEP 52 hash requests (`layers.rs`), and
+//! [`poll_piece_layers`](MetadataFetch::poll_piece_layers) gives the verified layers or
+//! why there are none; only then are the connections closed. Required layers fail when
+//! no chunk verified for `layers_timeout` (rejected chunks are asked again, see
+//! `layers.rs`); optional ones give up as soon as no connected peer offers them: none
+//! supports v2, every v2 peer rejected every missing chunk, or nothing verified for
+//! `optional_layers_timeout`.
+//!
+//! A peer supports v2 when the torrent is v2-only, when its handshake carries the
+//! truncated v2 info-hash, or when it sets the BEP 52 upgrade bit (libtorrent does for a
+//! hybrid torrent, and so does our `Swarm`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mycel_peer_wire::truncate_v2_info_hash;
 use mycel_peer_wire::{
     encode_extended_header, metadata_piece_count, metadata_piece_len, ExtendedHandshake, FrameDecoder, Handshake,
     Message, Reserved, UtMetadata, MAX_METADATA_SIZE, UT_METADATA,
@@ -35,10 +48,13 @@ use mycel_peer_wire::{
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
-use crate::layers::{LayerFile, Layers};
+use crate::layers::{LayerFile, Layers, LayersError};
 use crate::wire::UT_METADATA_ID;
 use crate::{Disconnect, DisconnectReason, InfoHashes, PeerKey, Transmit};
 use mycel_metainfo::merkle::HashRequest;
+
+/// Piece layers by `pieces root`, as [`MetadataFetch::poll_piece_layers`] gives them.
+pub type PieceLayers = BTreeMap<[u8; 32], Vec<[u8; 32]>>;
 
 /// Settings of a [`MetadataFetch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +73,10 @@ pub struct MetadataConfig {
     pub client_name: Vec<u8>,
     /// Limit on a message's length prefix.
     pub max_message_len: u32,
+    /// Required piece layers (v2-only) fail when no chunk verified for this long.
+    pub layers_timeout: Duration,
+    /// Optional piece layers (hybrid) are given up when no chunk verified for this long.
+    pub optional_layers_timeout: Duration,
 }
 
 impl Default for MetadataConfig {
@@ -69,6 +89,8 @@ impl Default for MetadataConfig {
             max_peers: 30,
             client_name: b"mycel 0.1".to_vec(),
             max_message_len: 1 << 20,
+            layers_timeout: Duration::from_secs(30),
+            optional_layers_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -97,6 +119,8 @@ struct MPeer {
     outgoing: bool,
     rx: FrameDecoder,
     active: bool,
+    /// It supports v2 (module docs).
+    v2: bool,
     ut_metadata: Option<u8>,
     size: Option<u32>,
     rejected: bool,
@@ -127,8 +151,10 @@ pub struct MetadataFetch {
     failures: u32,
     /// The piece-layer fetch of a v2-only torrent, once asked for.
     layers: Option<Layers>,
+    /// Whether the torrent cannot do without them (v2-only).
+    layers_required: bool,
     /// Its result, until polled.
-    layers_done: Option<BTreeMap<[u8; 32], Vec<[u8; 32]>>>,
+    layers_done: Option<Result<PieceLayers, LayersError>>,
 }
 
 impl MetadataFetch {
@@ -152,6 +178,7 @@ impl MetadataFetch {
             disconnects: VecDeque::new(),
             failures: 0,
             layers: None,
+            layers_required: true,
             layers_done: None,
         }
     }
@@ -188,6 +215,7 @@ impl MetadataFetch {
             outgoing,
             rx: FrameDecoder::new(self.cfg.max_message_len),
             active: false,
+            v2: false,
             ut_metadata: None,
             size: None,
             rejected: false,
@@ -279,8 +307,9 @@ impl MetadataFetch {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let req = self.requested.values().map(|&(_, at)| at + self.cfg.request_timeout).min();
         let idle = self.peers.values().map(|p| p.last_recv + self.cfg.inactivity_timeout).min();
-        let layers = self.layers.as_ref().and_then(|l| l.next_timeout(self.cfg.request_timeout));
-        req.into_iter().chain(idle).chain(layers).min()
+        let layers = self.layers.as_ref().and_then(|l| l.next_timeout(self.now, self.cfg.request_timeout));
+        let stall = self.layers.as_ref().map(|l| l.last_progress() + self.layers_timeout());
+        req.into_iter().chain(idle).chain(layers).chain(stall).min()
     }
 
     /// The verified info dictionary, once (then `None`).
@@ -303,20 +332,54 @@ impl MetadataFetch {
         self.failures
     }
 
+    /// After the metadata of a v1 torrent (or when no piece layers are wanted): closes
+    /// every connection. The fetch is done.
+    pub fn finish(&mut self) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.close(key, DisconnectReason::NotUseful);
+        }
+    }
+
     /// After the metadata of a v2-only torrent: fetch the piece layers of `files` (those
-    /// of at most one piece are skipped) of a torrent of `piece_length` from the peers.
-    /// With nothing to fetch the connections close at once and the result is empty.
+    /// of at most one piece are skipped) of a torrent of `piece_length` from the peers;
+    /// fails (see [`poll_piece_layers`](Self::poll_piece_layers)) when no chunk verified
+    /// for `layers_timeout`. With nothing to fetch the connections close at once and the
+    /// result is empty.
     pub fn fetch_piece_layers(&mut self, now: Instant, piece_length: u32, files: &[LayerFile]) {
+        self.start_layers(now, piece_length, files, true);
+    }
+
+    /// After the metadata of a hybrid torrent: like
+    /// [`fetch_piece_layers`](Self::fetch_piece_layers), but given up as soon as no
+    /// connected peer offers the layers (module docs); the torrent is then verified by
+    /// SHA-1 alone.
+    pub fn fetch_optional_piece_layers(&mut self, now: Instant, piece_length: u32, files: &[LayerFile]) {
+        self.start_layers(now, piece_length, files, false);
+    }
+
+    fn start_layers(&mut self, now: Instant, piece_length: u32, files: &[LayerFile], required: bool) {
+        self.now = now;
         if self.done.is_none() || self.layers.is_some() || self.layers_done.is_some() {
             return;
         }
-        self.layers = Some(Layers::new(piece_length, files));
+        self.layers_required = required;
+        self.layers = Some(Layers::new(now, piece_length, files));
         self.request_layers(now);
     }
 
-    /// The verified piece layers by `pieces root`, once (then `None`).
-    pub fn poll_piece_layers(&mut self) -> Option<BTreeMap<[u8; 32], Vec<[u8; 32]>>> {
+    /// The verified piece layers by `pieces root`, or why they could not be fetched;
+    /// once (then `None`).
+    pub fn poll_piece_layers(&mut self) -> Option<Result<PieceLayers, LayersError>> {
         self.layers_done.take()
+    }
+
+    fn layers_timeout(&self) -> Duration {
+        if self.layers_required {
+            self.cfg.layers_timeout
+        } else {
+            self.cfg.optional_layers_timeout
+        }
     }
 
     /// Whether new connections are of use: before the metadata, and while layers are fetched.
@@ -326,35 +389,52 @@ impl MetadataFetch {
 
     fn on_layer_hashes(&mut self, now: Instant, key: PeerKey, root: &[u8; 32], req: &HashRequest, hashes: &[u8]) {
         let Some(l) = &mut self.layers else { return };
-        if let Err(e) = l.on_hashes(key, root, req, hashes) {
+        if let Err(e) = l.on_hashes(now, key, root, req, hashes) {
             self.close(key, DisconnectReason::Protocol(format!("piece layer hashes: {e}")));
         }
         self.request_layers(now);
     }
 
-    /// Sends hash requests for missing layer chunks to active peers; closes every
-    /// connection once all layers are verified.
+    /// Sends hash requests for missing layer chunks to active v2 peers; closes every
+    /// connection once all layers are verified or given up on.
     fn request_layers(&mut self, now: Instant) {
+        let timeout = self.layers_timeout();
         let Some(l) = &mut self.layers else { return };
         if l.is_done() {
-            if let Some(l) = self.layers.take() {
-                self.layers_done = Some(l.into_layers());
-            }
-            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-            for key in keys {
-                self.close(key, DisconnectReason::NotUseful);
-            }
-            return;
+            return self.end_layers(Ok(()));
         }
-        let active: Vec<PeerKey> = self.peers.iter().filter(|(_, p)| p.active).map(|(&k, _)| k).collect();
+        let active: Vec<PeerKey> = self.peers.iter().filter(|(_, p)| p.active && p.v2).map(|(&k, _)| k).collect();
         let sends = l.requests(now, &active, self.cfg.max_requests_per_peer);
+        let stalled = now.saturating_duration_since(l.last_progress());
+        let handshaking = self.peers.values().any(|p| !p.active);
+        let give_up = if stalled >= timeout {
+            Some(LayersError::Stalled(stalled))
+        } else if self.layers_required {
+            None
+        } else if active.is_empty() && !handshaking {
+            Some(LayersError::NoV2Peer)
+        } else if !active.is_empty() && l.all_refused_by(&active) {
+            Some(LayersError::AllRejected)
+        } else {
+            None
+        };
+        if let Some(e) = give_up {
+            return self.end_layers(Err(e));
+        }
         for (key, msg) in sends {
             self.send(key, &msg);
         }
     }
 
+    fn end_layers(&mut self, result: Result<(), LayersError>) {
+        let Some(l) = self.layers.take() else { return };
+        self.layers_done = Some(result.map(|()| l.into_layers()));
+        self.finish();
+    }
+
     fn send_handshake(&mut self, key: PeerKey, info_hash: [u8; 20]) {
-        let reserved = Reserved::NONE.with_extension_protocol(true).with_fast_extension(true);
+        let hybrid = self.info_hashes.v1.is_some() && self.info_hashes.v2.is_some();
+        let reserved = Reserved::NONE.with_extension_protocol(true).with_fast_extension(true).with_v2_upgrade(hybrid);
         let hs = Handshake { reserved, info_hash, peer_id: self.our_id };
         self.send(key, &hs.to_bytes());
     }
@@ -404,7 +484,7 @@ impl MetadataFetch {
                 Ok(Some(Message::HashReject { pieces_root, base_layer, index, length, proof_layers })) => {
                     let req = HashRequest { base_layer, index, length, proof_layers };
                     if let Some(l) = &mut self.layers {
-                        l.on_reject(key, &pieces_root, &req);
+                        l.on_reject(now, key, &pieces_root, &req);
                     }
                     self.request_layers(now);
                 }
@@ -426,8 +506,15 @@ impl MetadataFetch {
             // Without BEP 10 it cannot send metadata.
             return self.close(key, DisconnectReason::NotUseful);
         }
+        let v2 = match self.info_hashes.v2 {
+            Some(h) => {
+                self.info_hashes.v1.is_none() || hs.reserved.v2_upgrade() || truncate_v2_info_hash(&h) == hs.info_hash
+            }
+            None => hs.reserved.v2_upgrade(),
+        };
         let Some(p) = self.peers.get_mut(&key) else { return };
         p.active = true;
+        p.v2 = v2;
         let outgoing = p.outgoing;
         if !outgoing {
             self.send_handshake(key, hs.info_hash);
@@ -533,15 +620,8 @@ impl MetadataFetch {
         let ok_v1 = self.info_hashes.v1.is_some_and(|h| <[u8; 20]>::from(Sha1::digest(&all)) == h);
         let ok_v2 = self.info_hashes.v2.is_some_and(|h| <[u8; 32]>::from(Sha256::digest(&all)) == h);
         if ok_v1 || ok_v2 {
+            // The connections stay open for the piece layers (module docs).
             self.done = Some(Bytes::from(all));
-            if self.info_hashes.v1.is_none() {
-                // v2-only: the piece layers come from the same peers (module docs).
-                return;
-            }
-            let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-            for key in keys {
-                self.close(key, DisconnectReason::NotUseful);
-            }
             return;
         }
         // Someone lied: drop everyone who sent a piece and start over with any size.

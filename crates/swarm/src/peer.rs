@@ -81,6 +81,10 @@ pub(crate) struct Peer {
     pub uploaded_since_unchoke: u64,
     /// Encoded messages not yet handed to the driver.
     pub out: Vec<u8>,
+    /// Hash requests it may still make, in thousandths (a token bucket).
+    pub hash_tokens: u64,
+    /// When `hash_tokens` was last refilled.
+    pub hash_tokens_at: Instant,
 }
 
 impl Peer {
@@ -118,7 +122,24 @@ impl Peer {
             last_unchoked: None,
             uploaded_since_unchoke: 0,
             out: Vec::new(),
+            hash_tokens: u64::from(cfg.hash_request_burst) * 1000,
+            hash_tokens_at: now,
         }
+    }
+
+    /// Takes one hash request token (refilled at `hash_requests_per_sec` up to
+    /// `hash_request_burst`); `false` if there is none.
+    pub fn take_hash_token(&mut self, cfg: &Config, now: Instant) -> bool {
+        let ms = now.saturating_duration_since(self.hash_tokens_at).as_millis();
+        let refill = u64::try_from(ms.saturating_mul(u128::from(cfg.hash_requests_per_sec))).unwrap_or(u64::MAX);
+        let cap = u64::from(cfg.hash_request_burst) * 1000;
+        self.hash_tokens = self.hash_tokens.saturating_add(refill).min(cap);
+        self.hash_tokens_at = now;
+        if self.hash_tokens < 1000 {
+            return false;
+        }
+        self.hash_tokens -= 1000;
+        true
     }
 
     /// Whether the handshake is done.

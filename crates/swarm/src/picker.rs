@@ -13,7 +13,13 @@
 //! priority 0 or one we have is never picked; a new piece (after the random first ones and
 //! outside sequential mode) has the least availability among the eligible pieces of its
 //! priority that the peer has.
+//!
+//! Cost: the pieces eligible for a new start (wanted, not had, not started) sit in buckets
+//! keyed by (priority, availability), updated as those change, so choosing the rarest
+//! piece looks at the first bucket holding a piece the peer has, not at every piece.
+//! `is_finished` is a counter. Sequential mode and the random first pieces still scan.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use mycel_peer_wire::Bitfield;
@@ -67,6 +73,10 @@ pub struct Picker {
     partials: BTreeMap<u32, Partial>,
     /// Pieces wanted (priority > 0), not had and not started.
     unstarted_wanted: u32,
+    /// Pieces wanted and not had.
+    missing: u32,
+    /// The pieces wanted, not had and not started, by (priority, availability).
+    buckets: Buckets,
     sequential: bool,
     max_duplicates: u8,
     rng: ChaCha8Rng,
@@ -87,6 +97,8 @@ impl Picker {
             have,
             partials: BTreeMap::new(),
             unstarted_wanted: 0,
+            missing: 0,
+            buckets: Buckets::new(n),
             sequential: false,
             max_duplicates: max_duplicates.max(1),
             rng: ChaCha8Rng::from_seed(seed),
@@ -112,7 +124,7 @@ impl Picker {
 
     /// Whether every wanted piece is verified.
     pub fn is_finished(&self) -> bool {
-        (0..self.piece_count()).all(|p| !self.wants(p))
+        self.missing == 0
     }
 
     /// How many peers have piece `piece`.
@@ -138,10 +150,19 @@ impl Picker {
 
     /// Sets the priority of a piece (0: skip it).
     pub fn set_priority(&mut self, piece: u32, priority: u8) {
-        if let Some(p) = self.priority.get_mut(piece as usize) {
-            *p = priority;
-            self.recount();
+        let before = self.wants(piece);
+        let Some(p) = self.priority.get_mut(piece as usize) else { return };
+        *p = priority;
+        let after = self.wants(piece);
+        let unstarted = !self.partials.contains_key(&piece);
+        if before && !after {
+            self.missing -= 1;
+            self.unstarted_wanted -= u32::from(unstarted);
+        } else if after && !before {
+            self.missing += 1;
+            self.unstarted_wanted += u32::from(unstarted);
         }
+        self.refresh(piece);
     }
 
     /// Sequential mode: pieces in index order instead of rarest-first.
@@ -153,6 +174,7 @@ impl Picker {
     pub fn inc_availability(&mut self, piece: u32) {
         if let Some(a) = self.availability.get_mut(piece as usize) {
             *a += 1;
+            self.refresh(piece);
         }
     }
 
@@ -160,6 +182,7 @@ impl Picker {
     pub fn dec_availability(&mut self, piece: u32) {
         if let Some(a) = self.availability.get_mut(piece as usize) {
             *a = a.saturating_sub(1);
+            self.refresh(piece);
         }
     }
 
@@ -203,6 +226,34 @@ impl Picker {
     }
 
     fn choose_new_piece(&mut self, peer_has: &Bitfield) -> Option<u32> {
+        if self.sequential || self.have.count() < Self::RANDOM_FIRST {
+            return self.scan_new_piece(peer_has);
+        }
+        // Buckets in order: highest priority, then least available. The first holding a
+        // piece the peer has gives the answer, uniform among its pieces the peer has.
+        let everything = peer_has.is_full();
+        for pieces in self.buckets.map.values() {
+            if everything {
+                return Some(pieces[self.rng.gen_range(0..pieces.len())]);
+            }
+            let mut best = None;
+            let mut ties = 0u32;
+            for &p in pieces.iter().filter(|&&p| peer_has.has(p)) {
+                ties += 1;
+                if ties == 1 || self.rng.gen_range(0..ties) == 0 {
+                    best = Some(p);
+                }
+            }
+            if best.is_some() {
+                return best;
+            }
+        }
+        None
+    }
+
+    /// [`choose_new_piece`](Self::choose_new_piece) by a scan of every piece: sequential
+    /// mode and the random first pieces.
+    fn scan_new_piece(&mut self, peer_has: &Bitfield) -> Option<u32> {
         let eligible = |p: u32| !self.partials.contains_key(&p) && self.wants(p);
         let top = peer_has.iter_set().filter(|&p| eligible(p)).map(|p| self.priority[p as usize]).max()?;
         let candidates = peer_has.iter_set().filter(|&p| eligible(p) && self.priority[p as usize] == top);
@@ -237,6 +288,17 @@ impl Picker {
         let n = self.blocks[piece as usize];
         self.partials.insert(piece, Partial { blocks: vec![BlockState::Free; n as usize], free: n, received: 0 });
         self.unstarted_wanted = self.unstarted_wanted.saturating_sub(1);
+        self.refresh(piece);
+    }
+
+    /// Puts `piece` in the bucket of its priority and availability if it is eligible for
+    /// a new start, takes it out of any bucket otherwise.
+    fn refresh(&mut self, piece: u32) {
+        self.buckets.remove(piece);
+        if self.wants(piece) && !self.partials.contains_key(&piece) {
+            let i = piece as usize;
+            self.buckets.insert(piece, (Reverse(self.priority[i]), self.availability[i]));
+        }
     }
 
     fn take_free(&mut self, piece: u32, want: usize, out: &mut Vec<BlockRef>) {
@@ -334,10 +396,17 @@ impl Picker {
     /// Piece `piece` passed its hash check.
     pub fn piece_passed(&mut self, piece: u32) {
         let was_unstarted = !self.partials.contains_key(&piece) && self.wants(piece);
+        let wanted = self.wants(piece);
         self.partials.remove(&piece);
-        if self.have.set(piece).unwrap_or(false) && was_unstarted {
-            self.unstarted_wanted = self.unstarted_wanted.saturating_sub(1);
+        if self.have.set(piece).unwrap_or(false) {
+            if was_unstarted {
+                self.unstarted_wanted = self.unstarted_wanted.saturating_sub(1);
+            }
+            if wanted {
+                self.missing = self.missing.saturating_sub(1);
+            }
         }
+        self.refresh(piece);
     }
 
     /// Piece `piece` failed its hash check: all its blocks are needed again.
@@ -345,6 +414,7 @@ impl Picker {
         if self.partials.remove(&piece).is_some() && self.wants(piece) {
             self.unstarted_wanted += 1;
         }
+        self.refresh(piece);
     }
 
     /// Some blocks of `piece` were bad (v2 pinpointed them): only those are needed again.
@@ -368,6 +438,46 @@ impl Picker {
     fn recount(&mut self) {
         self.unstarted_wanted =
             (0..self.piece_count()).filter(|&p| self.wants(p) && !self.partials.contains_key(&p)).count() as u32;
+        self.missing = (0..self.piece_count()).filter(|&p| self.wants(p)).count() as u32;
+        self.buckets = Buckets::new(self.blocks.len());
+        for p in 0..self.piece_count() {
+            self.refresh(p);
+        }
+    }
+}
+
+/// Bucket key: priority (highest first), then availability (lowest first).
+type BucketKey = (Reverse<u8>, u32);
+
+/// Pieces by [`BucketKey`], with each piece's place for O(log n) moves.
+#[derive(Debug, Clone)]
+struct Buckets {
+    map: BTreeMap<BucketKey, Vec<u32>>,
+    /// Per piece: its key and index in that bucket, if it is in one.
+    at: Vec<Option<(BucketKey, u32)>>,
+}
+
+impl Buckets {
+    fn new(pieces: usize) -> Self {
+        Buckets { map: BTreeMap::new(), at: vec![None; pieces] }
+    }
+
+    fn insert(&mut self, piece: u32, key: BucketKey) {
+        let v = self.map.entry(key).or_default();
+        self.at[piece as usize] = Some((key, v.len() as u32));
+        v.push(piece);
+    }
+
+    fn remove(&mut self, piece: u32) {
+        let Some((key, i)) = self.at.get_mut(piece as usize).and_then(Option::take) else { return };
+        let Some(v) = self.map.get_mut(&key) else { return };
+        v.swap_remove(i as usize);
+        if let Some(&moved) = v.get(i as usize) {
+            self.at[moved as usize] = Some((key, i));
+        }
+        if v.is_empty() {
+            self.map.remove(&key);
+        }
     }
 }
 
@@ -475,6 +585,43 @@ mod tests {
             1 => (0..peers, 0..16usize).prop_map(|(peer, nth)| Op::Drop { peer, nth }),
             1 => (0..peers, 0..pieces).prop_map(|(peer, piece)| Op::Have { peer, piece }),
         ]
+    }
+
+    #[test]
+    fn finished_counter_and_buckets_follow_priorities() {
+        let mut p = picker(12, 1);
+        let all = Bitfield::full(12);
+        for i in 0..12 {
+            for _ in 0..(i % 3) {
+                p.inc_availability(i);
+            }
+        }
+        for i in 0..Picker::RANDOM_FIRST {
+            p.piece_passed(i);
+        }
+        for i in 4..12 {
+            p.set_priority(i, if i < 8 { 0 } else { DEFAULT_PRIORITY });
+        }
+        p.set_priority(10, 7);
+        p.set_priority(10, 7);
+        assert!(!p.is_finished());
+        // Highest priority first, whatever its availability.
+        assert_eq!(p.pick(&all, 1, &none), vec![BlockRef { piece: 10, block: 0 }]);
+        // Then the rarest of the default-priority ones: 9 (availability 0).
+        assert_eq!(p.pick(&all, 1, &none), vec![BlockRef { piece: 9, block: 0 }]);
+        let got = p.pick(&all, 5, &none);
+        // 8 and 11 start; the rest are end-game duplicates of 9 and 10.
+        assert_eq!(got[..2].iter().map(|r| r.piece).collect::<BTreeSet<_>>(), BTreeSet::from([8, 11]));
+        for piece in [8, 9, 10, 11] {
+            assert!(!p.is_finished());
+            p.piece_passed(piece);
+        }
+        assert!(p.is_finished());
+        p.set_priority(5, 1);
+        assert!(!p.is_finished());
+        assert_eq!(p.pick(&all, 2, &none), vec![BlockRef { piece: 5, block: 0 }]);
+        p.set_priority(5, 0);
+        assert!(p.is_finished());
     }
 
     proptest! {

@@ -466,6 +466,9 @@ impl Swarm {
     pub(crate) fn remove_peer(&mut self, now: Instant, key: PeerKey) {
         let Some(peer) = self.peers.remove(&key) else { return };
         self.choker.peer_left(key);
+        if !peer.am_choking {
+            self.fill_free_slots(now);
+        }
         for r in peer.requests.keys() {
             self.picker.cancel_request(*r);
         }
@@ -506,13 +509,15 @@ impl Swarm {
         if !self.completed && self.picker.is_finished() {
             self.completed = true;
             self.events.push_back(Event::Completed);
+            // Now a seed: slots held by peers that no longer need us (they were leeching
+            // from each other) go round-robin to those that do, at once.
+            self.rechoke(self.now);
         }
     }
 
-    /// Every rechoke interval: the choker decides, the peers hear about it.
-    fn rechoke(&mut self, now: Instant) {
-        let candidates: Vec<Candidate> = self
-            .peers
+    /// What the choker knows of every active peer.
+    fn choke_candidates(&self, now: Instant) -> Vec<Candidate> {
+        self.peers
             .iter()
             .filter(|(_, p)| p.is_active())
             .map(|(&key, p)| Candidate {
@@ -526,15 +531,67 @@ impl Swarm {
                 last_unchoked: p.last_unchoked,
                 uploaded_since_unchoke: p.uploaded_since_unchoke,
             })
-            .collect();
+            .collect()
+    }
+
+    /// Every rechoke interval (and when we become a seed): the choker decides, the peers
+    /// hear about it.
+    pub(crate) fn rechoke(&mut self, now: Instant) {
+        let candidates = self.choke_candidates(now);
         let seeding = self.picker.is_finished();
         let rate = self.up_total.rate(now, self.cfg.choker.rechoke_interval.as_secs());
         let decision = self.choker.rechoke(now, seeding, rate, &candidates);
+        self.stats.rechokes += 1;
+        self.stats.unchokes_lent +=
+            decision.lent.iter().filter(|k| self.peers.get(k).is_some_and(|p| p.am_choking)).count() as u64;
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
             let unchoke = decision.is_unchoked(key);
             self.set_choke(now, key, !unchoke);
         }
+    }
+
+    /// Between rechokes: unchokes waiting peers into slots nobody holds (a peer lost
+    /// interest or left, a peer became interested), so upload capacity is not left idle
+    /// until the next rechoke.
+    pub(crate) fn fill_free_slots(&mut self, now: Instant) {
+        if self.paused {
+            return;
+        }
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        let free = self.choker.slots().saturating_sub(unchoked);
+        if free == 0 {
+            return;
+        }
+        let candidates = self.choke_candidates(now);
+        let seeding = self.picker.is_finished();
+        for key in self.choker.fill_idle(seeding, free, &candidates) {
+            let earns = candidates.iter().any(|c| c.key == key && Choker::earns(c));
+            if !seeding && !earns {
+                self.stats.unchokes_lent += 1;
+            }
+            self.set_choke(now, key, false);
+        }
+    }
+
+    /// While leeching, a peer we choke delivered a block: it has earned a regular slot, so
+    /// it takes a free one, or one lent to a peer that has not delivered (never the
+    /// optimistic one), without waiting for the next rechoke.
+    pub(crate) fn reciprocate(&mut self, now: Instant, key: PeerKey) {
+        if self.picker.is_finished() || !self.peers.get(&key).is_some_and(|p| p.am_choking && p.peer_interested) {
+            return;
+        }
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        if unchoked >= self.choker.slots() {
+            let optimistic = self.choker.optimistic();
+            let borrower = self
+                .peers
+                .iter()
+                .find(|(&k, p)| !p.am_choking && Some(k) != optimistic && p.down.rate(now, CHOKE_RATE_WINDOW) == 0);
+            let Some((&borrower, _)) = borrower else { return };
+            self.set_choke(now, borrower, true);
+        }
+        self.set_choke(now, key, false);
     }
 
     /// Per-second housekeeping: handshake and inactivity timeouts, keep-alives, snubbing,

@@ -85,6 +85,7 @@ impl Swarm {
             peer.unchoked_since = Some(now);
             peer.last_unchoked = Some(now);
             peer.uploaded_since_unchoke = 0;
+            self.stats.unchokes += 1;
             self.send(key, &Message::Unchoke);
             return;
         }

@@ -29,7 +29,11 @@ pub(crate) fn our_reserved() -> Reserved {
 
 impl Swarm {
     pub(crate) fn send_handshake(&mut self, key: PeerKey, info_hash: [u8; 20]) {
-        let hs = Handshake { reserved: our_reserved(), info_hash, peer_id: self.our_id };
+        // BEP 52 upgrade bit on a hybrid torrent whose piece layers we have: we answer
+        // hash requests (a magnet downloader looks for it).
+        let hybrid = self.layout.info_hashes().v1.is_some() && self.layout.v2_pieces().is_some();
+        let reserved = our_reserved().with_v2_upgrade(hybrid);
+        let hs = Handshake { reserved, info_hash, peer_id: self.our_id };
         self.send_raw(key, &[&hs.to_bytes()]);
     }
 
@@ -235,15 +239,24 @@ impl Swarm {
     fn on_interested(&mut self, now: Instant, key: PeerKey, interested: bool) {
         let Some(peer) = self.peers.get_mut(&key) else { return };
         peer.peer_interested = interested;
-        if !interested || !peer.am_choking {
+        if !interested {
+            // Its slot is wasted on it: choke it and give the slot to a peer that wants it.
+            if !peer.am_choking {
+                self.choker.peer_left(key);
+                self.set_choke(now, key, true);
+                self.fill_free_slots(now);
+            }
             return;
         }
-        // Fill a free slot at once rather than at the next rechoke: as a seed any free
-        // slot; as a leecher only the optimistic one (regular slots are earned by uploading).
-        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
-        let seeding = self.picker.is_finished();
-        if seeding && unchoked < self.choker.slots() || !seeding && self.choker.offer_optimistic(now, key) {
+        if !peer.am_choking {
+            return;
+        }
+        // Fill a free slot at once rather than at the next rechoke: as a leecher the
+        // optimistic one if it is empty, else any idle slot (lent, see the choker).
+        if !self.picker.is_finished() && self.choker.offer_optimistic(now, key) {
             self.set_choke(now, key, false);
+        } else {
+            self.fill_free_slots(now);
         }
     }
 
@@ -290,6 +303,7 @@ impl Swarm {
             }
             Received::Duplicate => self.stats.wasted += len,
         }
+        self.reciprocate(now, key);
         self.fill_requests(now, key);
     }
 

@@ -61,6 +61,8 @@ fn fetches_from_a_swarm_that_has_it() {
     }
     assert_eq!(got.as_deref(), Some(&meta[..]));
     assert_eq!(fetch.poll_metadata(), None, "delivered once");
+    assert_eq!(fetch.poll_disconnect(), None, "open until the driver decides about piece layers");
+    fetch.finish();
     assert_eq!(fetch.poll_disconnect().map(|d| d.reason), Some(DisconnectReason::NotUseful));
     assert_eq!(fetch.addrs(), vec![addr(1)]);
 }

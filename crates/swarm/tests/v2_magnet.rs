@@ -124,7 +124,7 @@ fn v2_magnet_gets_metadata_then_piece_layers_then_data() {
     let fetched = Info::from_bytes(&bytes).unwrap();
     fetch.fetch_piece_layers(now, fetched.piece_length(), &layer_files(&fetched));
     pump(&mut fetch, &mut seed, now);
-    let layers: BTreeMap<[u8; 32], Vec<[u8; 32]>> = fetch.poll_piece_layers().expect("layers");
+    let layers: BTreeMap<[u8; 32], Vec<[u8; 32]>> = fetch.poll_piece_layers().expect("layers").expect("fetched");
     assert_eq!(layers.len(), 2, "the one-piece file needs no layer");
     assert_eq!(fetch.poll_disconnect().map(|d| d.reason), Some(DisconnectReason::NotUseful));
     let got_layout = layout(&fetched, |_, root| layers[&root].clone());
@@ -155,6 +155,6 @@ fn a_v2_magnet_of_one_piece_files_needs_no_layers() {
     assert!(fetch.poll_metadata().is_some());
     fetch.fetch_piece_layers(now, PL, &layer_files(info));
     assert!(fetch.poll_transmit().is_none(), "no hash request for one-piece files");
-    assert_eq!(fetch.poll_piece_layers(), Some(BTreeMap::new()));
+    assert_eq!(fetch.poll_piece_layers(), Some(Ok(BTreeMap::new())));
     assert_eq!(fetch.poll_disconnect().map(|d| d.reason), Some(DisconnectReason::NotUseful));
 }

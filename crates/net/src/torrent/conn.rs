@@ -1,6 +1,7 @@
 //! Peer connections: a reader task and a writer task per TCP stream, and dialing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,8 +18,14 @@ use super::PeerTransfer;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer per connection.
 const READ_BUF: usize = 256 * 1024;
-/// Queued outgoing bytes gathered into one `write`.
-const WRITE_BATCH: usize = 256 * 1024;
+/// A read at least this long hands its buffer over to the torrent task as it is (no copy)
+/// and the reader takes a fresh one; a shorter one is copied out and the buffer reused, so
+/// small reads do not each hold `READ_BUF` bytes while they wait in the channel.
+const HAND_OVER: usize = 64 * 1024;
+/// Queued outgoing bytes gathered into one vectored `write`.
+const WRITE_BATCH: usize = 1024 * 1024;
+/// Most buffers in one vectored `write`.
+const WRITE_PARTS: usize = 64;
 
 /// What connections tell their torrent's task.
 pub(crate) enum ConnEvent {
@@ -65,12 +72,19 @@ pub(crate) fn start(
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let ev = events.clone();
     let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; READ_BUF];
+        // Read into spare capacity: no zeroing, and a long read is not copied again.
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
         loop {
-            match rd.read(&mut buf).await {
+            buf.clear();
+            match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if ev.send(ConnEvent::Bytes { key, data: buf[..n].to_vec() }).await.is_err() {
+                Ok(_) => {
+                    let data = if buf.len() >= HAND_OVER {
+                        std::mem::replace(&mut buf, Vec::with_capacity(READ_BUF))
+                    } else {
+                        buf.clone()
+                    };
+                    if ev.send(ConnEvent::Bytes { key, data }).await.is_err() {
                         return;
                     }
                 }
@@ -79,25 +93,53 @@ pub(crate) fn start(
         let _ = ev.send(ConnEvent::Closed { key }).await;
     });
     tokio::spawn(async move {
-        while let Some(mut data) = rx.recv().await {
-            // Coalesce what is already queued: one write per batch, not per block.
-            while data.len() < WRITE_BATCH {
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        while let Some(first) = rx.recv().await {
+            // Gather what is already queued: one vectored write per batch, not per block,
+            // and no copy into one buffer.
+            let mut len = first.len();
+            batch.push(first);
+            while len < WRITE_BATCH && batch.len() < WRITE_PARTS {
                 match rx.try_recv() {
-                    Ok(more) => data.extend_from_slice(&more),
+                    Ok(more) => {
+                        len += more.len();
+                        batch.push(more);
+                    }
                     Err(_) => break,
                 }
             }
             if let Some(l) = &limiter {
-                l.take(data.len() as u64).await;
+                l.take(len as u64).await;
             }
-            if wr.write_all(&data).await.is_err() {
+            if write_all_vectored(&mut wr, &batch).await.is_err() {
                 let _ = events.send(ConnEvent::Closed { key }).await;
                 return;
             }
+            batch.clear();
         }
         let _ = wr.shutdown().await;
     });
     Conn { writer: tx, reader }
+}
+
+/// Writes every byte of `parts`, in order, with vectored writes.
+async fn write_all_vectored(wr: &mut (impl AsyncWriteExt + Unpin), parts: &[Vec<u8>]) -> std::io::Result<()> {
+    let (mut i, mut off) = (0, 0);
+    while i < parts.len() {
+        let slices: Vec<IoSlice<'_>> =
+            std::iter::once(&parts[i][off..]).chain(parts[i + 1..].iter().map(|p| &p[..])).map(IoSlice::new).collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while i < parts.len() && n >= parts[i].len() - off {
+            n -= parts[i].len() - off;
+            i += 1;
+            off = 0;
+        }
+        off += n;
+    }
+    Ok(())
 }
 
 /// Dials `addr` in the background; the outcome arrives as [`ConnEvent::Dialed`].

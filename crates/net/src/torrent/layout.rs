@@ -10,8 +10,8 @@ use sha2::Sha256;
 use super::TorrentError;
 
 /// The engine's view of a torrent. `metainfo` carries the v2 piece layers; without it (a
-/// magnet link's bare info dictionary) a hybrid torrent is verified by its v1 hashes only
-/// and a v2-only torrent needs [`layout_with_layers`].
+/// magnet link's bare info dictionary, when no peer supplied the layers) a hybrid torrent
+/// is verified by its v1 hashes only; a v2-only torrent needs [`layout_with_layers`].
 pub fn layout_for(info: &Info, metainfo: Option<&Metainfo>) -> Result<Layout, TorrentError> {
     match metainfo {
         Some(m) => build(info, Some(&|i| m.piece_layer(i).map(<[_]>::to_vec))),
@@ -19,8 +19,8 @@ pub fn layout_for(info: &Info, metainfo: Option<&Metainfo>) -> Result<Layout, To
     }
 }
 
-/// The layout of a torrent whose piece layers were fetched from peers (a v2-only magnet
-/// link), by `pieces root`; each is checked against its root again.
+/// The layout of a torrent whose piece layers were fetched from peers (a v2 or hybrid
+/// magnet link), by `pieces root`; each is checked against its root again.
 pub fn layout_with_layers(info: &Info, layers: &BTreeMap<[u8; 32], Vec<[u8; 32]>>) -> Result<Layout, TorrentError> {
     let lookup = |i: usize| {
         let f = info.files().get(i)?;

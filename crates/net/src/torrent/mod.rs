@@ -52,9 +52,12 @@ pub enum TorrentError {
     /// The .torrent file or magnet link is malformed.
     #[error("invalid torrent: {0}")]
     Invalid(String),
-    /// The torrent kind is not supported here (e.g. a v2-only magnet link).
+    /// The torrent kind is not supported here.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The piece layers of a v2-only magnet link could not be fetched from any peer.
+    #[error("cannot get the piece layers: {0}")]
+    PieceLayers(String),
     /// Disk I/O failed; the torrent stopped.
     #[error("disk error: {0}")]
     Disk(String),

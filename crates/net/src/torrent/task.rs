@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use mycel_metainfo::{Info, TorrentVersion};
 use mycel_peer_wire::Bitfield;
 use mycel_storage::{FileMap, FileStorage, ResumeStore, Storage, StorageError};
-use mycel_swarm::{DiskResult, Event, LayerFile, Layout, MetadataConfig, MetadataFetch, PeerKey, Swarm};
+use mycel_swarm::{
+    DiskResult, Event, LayerFile, LayersError, Layout, MetadataConfig, MetadataFetch, PeerKey, PieceLayers, Swarm,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::conn::{self, count, Conn, ConnEvent, RateLimiter};
@@ -29,6 +31,9 @@ const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const FLUSH_DIRTY: u64 = 256 << 20;
 /// Block bytes handed to the pool and not yet written; above it, connections are not read.
 const MAX_WRITES_IN_FLIGHT: u64 = 64 << 20;
+/// Most inputs of one kind (connection events, disk results) handled between two drains
+/// of the engine.
+const BATCH: usize = 64;
 
 /// Commands from a [`super::TorrentHandle`].
 pub(crate) enum Command {
@@ -89,7 +94,7 @@ struct Torrent {
     swarm_cfg: mycel_swarm::Config,
     peer_id: [u8; 20],
     seed: [u8; 32],
-    /// A v2-only magnet's info dictionary while its piece layers are fetched.
+    /// A v2 or hybrid magnet's info dictionary while its piece layers are fetched.
     pending_info: Option<Info>,
 }
 
@@ -183,8 +188,25 @@ pub(crate) async fn run(setup: Setup) {
         let deadline = engine_at.unwrap_or(now + Duration::from_secs(1)).min(next_publish).min(t.next_flush);
         let read_ok = t.disk.as_ref().map_or(0, DiskQueue::write_bytes) < MAX_WRITES_IN_FLIGHT;
         tokio::select! {
-            Some(ev) = conn_rx.recv(), if read_ok => t.on_conn(ev),
-            Some(res) = disk_rx.recv() => t.on_disk(res),
+            Some(ev) = conn_rx.recv(), if read_ok => {
+                t.on_conn(ev);
+                // Take what else is ready before draining the engine: one drain (and one
+                // batch of disk jobs, one write per connection) for many inputs.
+                for _ in 1..BATCH {
+                    if t.disk.as_ref().map_or(0, DiskQueue::write_bytes) >= MAX_WRITES_IN_FLIGHT {
+                        break;
+                    }
+                    let Ok(ev) = conn_rx.try_recv() else { break };
+                    t.on_conn(ev);
+                }
+            }
+            Some(res) = disk_rx.recv() => {
+                t.on_disk(res);
+                for _ in 1..BATCH {
+                    let Ok(res) = disk_rx.try_recv() else { break };
+                    t.on_disk(res);
+                }
+            }
             Some(peers) = peers_rx.recv() => t.add_peers(&peers),
             Some(res) = flush_rx.recv() => t.on_flushed(res),
             cmd = cmd_rx.recv() => {
@@ -297,8 +319,7 @@ impl Torrent {
                 }
                 while let Some(op) = s.poll_disk_op() {
                     if let Some(d) = &mut self.disk {
-                        let layout = s.layout();
-                        d.submit(op, |p| layout.piece_len(p));
+                        d.submit(op, s.layout());
                     }
                 }
                 if let Some(d) = &mut self.disk {
@@ -329,7 +350,7 @@ impl Torrent {
             self.on_event(e).await;
         }
         if let Some(layers) = layers {
-            self.on_layers(&layers).await;
+            self.on_layers(layers).await;
             return true;
         }
         if let Some(bytes) = metadata {
@@ -344,26 +365,46 @@ impl Torrent {
             Ok(info) => info,
             Err(e) => return self.fail(TorrentError::Invalid(e.to_string())),
         };
-        if let (TorrentVersion::V2, Engine::Fetch(f)) = (info.version(), &mut self.engine) {
-            // The piece layers come next, from the same connections.
+        if let Engine::Fetch(f) = &mut self.engine {
+            // v2 and hybrid: the piece layers come next, from the same connections (a
+            // hybrid can do without them, verified by SHA-1 only).
             let files: Vec<LayerFile> = info
                 .files()
                 .iter()
                 .filter_map(|e| Some(LayerFile { pieces_root: e.pieces_root?, length: e.length }))
                 .collect();
-            f.fetch_piece_layers(Instant::now(), info.piece_length(), &files);
-            self.name = Some(info.name().to_string());
-            self.pending_info = Some(info);
-            return;
+            let now = Instant::now();
+            match info.version() {
+                TorrentVersion::V2 => f.fetch_piece_layers(now, info.piece_length(), &files),
+                TorrentVersion::Hybrid => f.fetch_optional_piece_layers(now, info.piece_length(), &files),
+                TorrentVersion::V1 => f.finish(),
+            }
+            if info.version() != TorrentVersion::V1 {
+                self.name = Some(info.name().to_string());
+                self.pending_info = Some(info);
+                return;
+            }
         }
         let addrs = self.fetch_addrs();
         self.start_swarm(&info, layout_for(&info, None), addrs).await;
     }
 
-    async fn on_layers(&mut self, layers: &BTreeMap<[u8; 32], Vec<[u8; 32]>>) {
+    async fn on_layers(&mut self, layers: Result<PieceLayers, LayersError>) {
         let Some(info) = self.pending_info.take() else { return };
         let addrs = self.fetch_addrs();
-        self.start_swarm(&info, layout_with_layers(&info, layers), addrs).await;
+        let layout = match layers {
+            Ok(layers) => layout_with_layers(&info, &layers),
+            Err(e) if info.version() == TorrentVersion::Hybrid => {
+                tracing::warn!(
+                    error = %e,
+                    "hybrid magnet: piece layers not available from peers; verifying by SHA-1 only, \
+                     v2 hash requests from peers will be rejected"
+                );
+                layout_for(&info, None)
+            }
+            Err(e) => Err(TorrentError::PieceLayers(e.to_string())),
+        };
+        self.start_swarm(&info, layout, addrs).await;
     }
 
     /// The metadata fetch's addresses, for the swarm; its connections are closed.
