@@ -13,45 +13,18 @@ Seeder share = bytes the seeder uploaded / bytes the leechers downloaded (payloa
 Settings per the loopback notes: no uTP, no LSD/UPnP/NAT-PMP/DHT, tick 100 ms.
 """
 import json
-import socket
 import sys
 import time
 
 import libtorrent as lt
 
-
-def settings(ip: str, port: int) -> dict:
-    return {
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "enable_ip_notifier": False,
-        "enable_dht": False,
-        "dht_bootstrap_nodes": "",
-        "listen_interfaces": f"{ip}:{port}",
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        "tick_interval": 100,
-        "alert_mask": 0,
-    }
-
-
-def free_port(ip: str) -> int:
-    with socket.socket() as s:
-        s.bind((ip, 0))
-        return s.getsockname()[1]
+# The same session settings, port picking and torrent adding as the one-to-one benchmark.
+from lt_transfer import add, free_port, settings
 
 
 def session(ip: str) -> tuple[lt.session, tuple[str, int]]:
     port = free_port(ip)
     return lt.session(settings(ip, port)), (ip, port)
-
-
-def add(ses: lt.session, torrent: str, save: str) -> lt.torrent_handle:
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(torrent)
-    atp.save_path = save
-    return ses.add_torrent(atp)
 
 
 def main() -> None:

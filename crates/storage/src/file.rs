@@ -264,8 +264,8 @@ mod tests {
     use super::*;
     use crate::Segment;
 
-    #[test]
-    fn writes_land_in_files_and_pads_stay_off_disk() {
+    /// Files `t/a` (5 bytes) and `t/b` (4 bytes) with a 3-byte pad file between them.
+    fn two_files_and_a_pad() -> (tempfile::TempDir, FileStorage) {
         let dir = tempfile::tempdir().expect("tempdir");
         let segs = vec![
             Segment { path: "t/a".into(), offset: 0, length: 5, pad: false },
@@ -273,6 +273,12 @@ mod tests {
             Segment { path: "t/b".into(), offset: 8, length: 4, pad: false },
         ];
         let s = FileStorage::new(dir.path(), FileMap::from_segments(segs, 12).expect("map"));
+        (dir, s)
+    }
+
+    #[test]
+    fn writes_land_in_files_and_pads_stay_off_disk() {
+        let (dir, s) = two_files_and_a_pad();
         s.write(0, b"hello\0\0\0worl").expect("write");
         assert_eq!(s.dirty_bytes(), 12);
         s.sync().expect("sync");
@@ -287,13 +293,7 @@ mod tests {
 
     #[test]
     fn vectored_writes_cross_files_and_pads() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let segs = vec![
-            Segment { path: "t/a".into(), offset: 0, length: 5, pad: false },
-            Segment { path: "t/.pad/3".into(), offset: 5, length: 3, pad: true },
-            Segment { path: "t/b".into(), offset: 8, length: 4, pad: false },
-        ];
-        let s = FileStorage::new(dir.path(), FileMap::from_segments(segs, 12).expect("map"));
+        let (dir, s) = two_files_and_a_pad();
         s.write_vectored(1, &[b"el", b"lo\0", b"\0\0w", b"or"]).expect("write");
         assert_eq!(s.dirty_bytes(), 10);
         assert_eq!(std::fs::read(dir.path().join("t/a")).expect("a"), b"\0ello");
