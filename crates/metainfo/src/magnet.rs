@@ -136,6 +136,11 @@ impl FromStr for PeerAddr {
         }
         let bad = || MagnetError::InvalidPeer(s.to_string());
         let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        // Digits only: `u16::from_str` takes a leading `+`, which would make "10.0.0.1:+881"
+        // a host name here while its formatted form "10.0.0.1:881" is an IP address.
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
         let port: u16 = port.parse().map_err(|_| bad())?;
         let host_ok =
             !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
@@ -325,6 +330,18 @@ mod tests {
         let m = Magnet::parse(&format!("magnet:?xt=urn:btmh:1220{}", HEX2.to_uppercase())).expect("v2");
         assert_eq!(m.hashes.v1(), None);
         assert_eq!(m.to_string(), format!("magnet:?xt=urn:btmh:1220{HEX2}"));
+    }
+
+    #[test]
+    fn a_peer_port_is_digits_only() {
+        // Found by cargo fuzz: "+881" passed `u16::from_str`, made "10.0.0.1" a host name, and
+        // the link no longer survived formatting and parsing again.
+        assert_eq!("10.0.0.1:+881".parse::<PeerAddr>(), Err(MagnetError::InvalidPeer("10.0.0.1:+881".into())));
+        assert_eq!(
+            "seed.example.org:+1".parse::<PeerAddr>(),
+            Err(MagnetError::InvalidPeer("seed.example.org:+1".into()))
+        );
+        assert_eq!("10.0.0.1:0881".parse::<PeerAddr>(), Ok(PeerAddr::Ip("10.0.0.1:881".parse().expect("literal"))));
     }
 
     #[test]
