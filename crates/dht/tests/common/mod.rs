@@ -3,6 +3,8 @@
 
 #![allow(clippy::disallowed_methods, dead_code)] // virtual time origin; not every test uses every helper
 
+pub mod republish;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
