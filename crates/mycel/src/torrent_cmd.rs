@@ -148,7 +148,9 @@ pub async fn fetch(args: FetchArgs) -> Result<ExitCode> {
         tokio::select! {
             r = torrent.wait_complete() => break r.map_err(usage),
             c = watch.changed() => {
-                if c.is_err() { break Err(anyhow!(TorrentError::Stopped)); }
+                // The task ended: its last state says how (it may have ended with an error
+                // that `wait_complete` has not been polled to see yet).
+                if c.is_err() { break torrent.wait_complete().await.map_err(usage); }
                 draw(&bar, &watch.borrow_and_update());
             }
             _ = sleep => break Err(anyhow!("timed out before the download completed")),

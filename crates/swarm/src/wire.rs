@@ -62,8 +62,17 @@ impl Swarm {
         if hs.peer_id == self.our_id {
             return self.disconnect(now, key, DisconnectReason::SelfConnection);
         }
-        if self.peers.values().any(|p| p.peer_id == Some(hs.peer_id)) {
-            return self.disconnect(now, key, DisconnectReason::Duplicate);
+        let addr = self.peers.get(&key).map(|p| p.addr);
+        let twin = self.peers.iter().find(|(k, p)| **k != key && p.peer_id == Some(hs.peer_id)).map(|(k, p)| (*k, p.addr));
+        if let Some((old, old_addr)) = twin {
+            // The same client from the same host again: its old connection is one it has
+            // left (a magnet's metadata connection, a restart) and whose close has not reached
+            // us yet, so the new one wins. From another host it is a second path (or someone
+            // borrowing the id) and the first stays.
+            if addr.map(|a| a.ip()) != Some(old_addr.ip()) {
+                return self.disconnect(now, key, DisconnectReason::Duplicate);
+            }
+            self.disconnect(now, old, DisconnectReason::Duplicate);
         }
         let common = our_reserved().common(hs.reserved);
         let Some(peer) = self.peers.get_mut(&key) else { return };

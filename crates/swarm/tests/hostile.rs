@@ -119,6 +119,30 @@ fn wrong_info_hash_and_self_connection() {
 }
 
 #[test]
+fn same_peer_id_again_replaces_the_stale_connection_only_from_the_same_host() {
+    // A magnet's fetcher closes its metadata connection and dials again with the same id;
+    // the close may reach us after the new handshake. The new connection must win.
+    let (mut s, now, _) = connected(true, true);
+    let again = PeerKey(2);
+    let other_port: SocketAddr = "10.9.9.9:5001".parse().unwrap();
+    s.handle_peer_connected(now, again, other_port, false);
+    s.handle_peer_bytes(now, again, &handshake(true));
+    let d = s.poll_disconnect().expect("the stale connection is closed");
+    assert_eq!((d.peer, d.reason), (KEY, DisconnectReason::Duplicate));
+    assert!(s.poll_disconnect().is_none());
+    assert_eq!(s.stats().peers.len(), 1);
+    assert_eq!(s.stats().peers[0].addr, other_port);
+    // The same id from another host is a second path: the first connection stays.
+    let third = PeerKey(3);
+    s.handle_peer_connected(now, third, "10.1.1.1:5000".parse().unwrap(), false);
+    s.handle_peer_bytes(now, third, &handshake(true));
+    let d = s.poll_disconnect().expect("the newcomer is refused");
+    assert_eq!((d.peer, d.reason), (third, DisconnectReason::Duplicate));
+    assert_eq!(s.stats().peers.len(), 1);
+    assert_eq!(s.stats().peers[0].addr, other_port);
+}
+
+#[test]
 fn choked_requests_are_rejected_unchoked_are_served() {
     let (mut s, now, data) = connected(true, true);
     let req = enc(Message::Request { index: 1, begin: 0, length: 16384 });
