@@ -27,6 +27,7 @@ trap cleanup EXIT
 
 mkdir -p "$WORK/src"
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom > "$WORK/src/data.bin"
+sync  # the new data is written back before any timed run, not during the first one
 "$MYCEL" create "$WORK/src/data.bin" "--$VERSION" -o "$WORK/t.torrent" > /dev/null
 run_mycel() {
     SEED=127.0.0.90:7090

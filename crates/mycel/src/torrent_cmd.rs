@@ -110,8 +110,18 @@ struct FetchSummary {
     peers_used: usize,
     /// Pieces that failed their hash check.
     bad_pieces: u64,
+    /// Block bytes uploaded by this run.
+    uploaded: u64,
+    /// Block bytes received but not used (end-game duplicates, blocks of failed pieces).
+    wasted: u64,
+    /// Addresses banned for sending bad data.
+    banned: usize,
+    /// Connections closed for protocol violations.
+    protocol_errors: u64,
     /// Bytes received from each peer (wire bytes, at least a block's worth).
     from: std::collections::BTreeMap<String, u64>,
+    /// Bytes sent to each peer (wire bytes, at least a block's worth).
+    to: std::collections::BTreeMap<String, u64>,
 }
 
 /// `mycel fetch`.
@@ -201,6 +211,11 @@ fn report(p: &Progress, json: bool) -> Result<()> {
             .filter(|t| t.downloaded >= 16 * 1024)
             .map(|t| (t.addr.to_string(), t.downloaded))
             .collect(),
+        uploaded: p.uploaded,
+        wasted: p.wasted,
+        banned: p.banned,
+        protocol_errors: p.protocol_errors,
+        to: p.transfers.iter().filter(|t| t.uploaded >= 16 * 1024).map(|t| (t.addr.to_string(), t.uploaded)).collect(),
     };
     if json {
         output::json(&summary)?;

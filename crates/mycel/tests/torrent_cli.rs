@@ -118,6 +118,15 @@ fn fetch_resumes_after_sigkill_without_refetching() {
     let downloaded = summary["downloaded"].as_u64().unwrap();
     assert_eq!(total, data.len() as u64);
     assert!(downloaded < total * 9 / 10, "resumed fetch downloaded {downloaded} of {total}");
+    // One honest seeder: nothing wasted, no protocol error, nothing uploaded to a seed.
+    assert_eq!(summary["wasted"].as_u64(), Some(0), "{summary}");
+    assert_eq!(summary["protocol_errors"].as_u64(), Some(0), "{summary}");
+    assert_eq!(summary["banned"].as_u64(), Some(0), "{summary}");
+    assert_eq!(summary["uploaded"].as_u64(), Some(0), "{summary}");
+    assert_eq!(summary["from"].as_object().map(|m| m.len()), Some(1), "{summary}");
+    // What went to the seeder is requests and the like: wire bytes, under 1 % of the data.
+    let sent: u64 = summary["to"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(sent < downloaded / 100, "{summary}");
     assert!(std::fs::read(out.join("blob.bin")).unwrap() == data, "data differs after resume");
 }
 

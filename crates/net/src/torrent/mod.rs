@@ -230,6 +230,10 @@ pub struct Progress {
     pub bad_pieces: u64,
     /// Addresses banned.
     pub banned: usize,
+    /// Block bytes received and not used (end-game duplicates, blocks of failed pieces).
+    pub wasted: u64,
+    /// Connections closed for protocol violations.
+    pub protocol_errors: u64,
     /// Every address we exchanged bytes with.
     pub transfers: Vec<PeerTransfer>,
     /// Time since the torrent was added.
@@ -256,6 +260,8 @@ impl Progress {
             peers: 0,
             bad_pieces: 0,
             banned: 0,
+            wasted: 0,
+            protocol_errors: 0,
             transfers: Vec::new(),
             elapsed: Duration::ZERO,
         }

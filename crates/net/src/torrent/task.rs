@@ -620,6 +620,8 @@ impl Torrent {
             p.peers = st.peers.len();
             p.bad_pieces = st.hash_failures;
             p.banned = st.banned;
+            p.wasted = st.wasted;
+            p.protocol_errors = st.protocol_errors;
         } else if let Some(prev) = Some(self.progress.borrow().clone()) {
             p.bytes_total = prev.bytes_total;
             p.bytes_done = prev.bytes_done;
@@ -627,6 +629,8 @@ impl Torrent {
             p.uploaded = prev.uploaded;
             p.bad_pieces = prev.bad_pieces;
             p.banned = prev.banned;
+            p.wasted = prev.wasted;
+            p.protocol_errors = prev.protocol_errors;
         }
         p.transfers = self.transfers.values().cloned().collect();
         self.progress.send_replace(p);
