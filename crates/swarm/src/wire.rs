@@ -63,7 +63,8 @@ impl Swarm {
             return self.disconnect(now, key, DisconnectReason::SelfConnection);
         }
         let addr = self.peers.get(&key).map(|p| p.addr);
-        let twin = self.peers.iter().find(|(k, p)| **k != key && p.peer_id == Some(hs.peer_id)).map(|(k, p)| (*k, p.addr));
+        let twin =
+            self.peers.iter().find(|(k, p)| **k != key && p.peer_id == Some(hs.peer_id)).map(|(k, p)| (*k, p.addr));
         if let Some((old, old_addr)) = twin {
             // The same client from the same host again: its old connection is one it has
             // left (a magnet's metadata connection, a restart) and whose close has not reached
