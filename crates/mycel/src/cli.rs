@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use mycel_dht::{InfoHash, NodeId};
 
 /// mycel: a peer-to-peer node speaking BitTorrent's Mainline DHT.
@@ -111,6 +111,33 @@ pub struct ShareArgs {
     /// Upload limit in bytes per second (0: none).
     #[arg(long, value_name = "BPS", default_value_t = 0, hide = true)]
     pub upload_limit: u64,
+    /// Message Stream Encryption (the obfuscated handshake libtorrent tries first): `off`
+    /// dials in plaintext and accepts both; `prefer` dials with MSE (the peer picks
+    /// plaintext or RC4) and falls back to plaintext; `require` dials and accepts only
+    /// RC4-encrypted connections.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = EncryptionArg::Off)]
+    pub encryption: EncryptionArg,
+}
+
+/// `--encryption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncryptionArg {
+    /// Dial in plaintext; accept plain and encrypted peers.
+    Off,
+    /// Dial with MSE, fall back to plaintext; accept both.
+    Prefer,
+    /// RC4-encrypted connections only.
+    Require,
+}
+
+impl From<EncryptionArg> for mycel_net::torrent::Encryption {
+    fn from(e: EncryptionArg) -> Self {
+        match e {
+            EncryptionArg::Off => mycel_net::torrent::Encryption::Off,
+            EncryptionArg::Prefer => mycel_net::torrent::Encryption::Prefer,
+            EncryptionArg::Require => mycel_net::torrent::Encryption::Require,
+        }
+    }
 }
 
 /// `mycel fetch`
@@ -155,6 +182,12 @@ pub struct FetchArgs {
     /// Exits 0 once the chosen files are verified; 2 if PATH is not in the torrent.
     #[arg(long, value_name = "PATH")]
     pub only: Vec<String>,
+    /// Message Stream Encryption (the obfuscated handshake libtorrent tries first): `off`
+    /// dials in plaintext and accepts both; `prefer` dials with MSE (the peer picks
+    /// plaintext or RC4) and falls back to plaintext; `require` dials and accepts only
+    /// RC4-encrypted connections.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = EncryptionArg::Off)]
+    pub encryption: EncryptionArg,
 }
 
 /// `mycel dht ...`

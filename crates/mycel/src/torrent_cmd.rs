@@ -52,6 +52,7 @@ pub async fn share(args: ShareArgs) -> Result<ExitCode> {
     let mut cfg = SessionConfig::new(args.listen);
     cfg.dht = dht.clone();
     cfg.upload_limit = args.upload_limit;
+    cfg.encryption = args.encryption.into();
     let session = Session::start(cfg).await?;
     let opts = AddOptions { existing, seed: true, ..AddOptions::default() };
     let torrent = session.add_torrent(TorrentSource::Metainfo(Box::new(metainfo.clone())), dir, opts).await?;
@@ -135,6 +136,7 @@ pub async fn fetch(args: FetchArgs) -> Result<ExitCode> {
     let mut cfg = SessionConfig::new(args.listen);
     cfg.dht = dht.clone();
     cfg.data_dir = Some(args.data_dir.clone().unwrap_or_else(|| args.out.join(".mycel")));
+    cfg.encryption = args.encryption.into();
     let session = Session::start(cfg).await?;
     let existing = if args.recheck { Existing::Recheck } else { Existing::Auto };
     let opts = AddOptions {

@@ -68,17 +68,31 @@ pub(crate) fn start(
     limiter: Option<Arc<RateLimiter>>,
 ) -> Conn {
     let _ = stream.set_nodelay(true);
+    // After an MSE handshake: RC4 applied in place to every buffer read and written.
+    let (mut decrypt, mut encrypt, leftover) = match super::encryption::claim(&stream) {
+        Some(p) => {
+            let (e, d) = p.cipher.map(|c| (c.encrypt, c.decrypt)).unzip();
+            (d, e, p.leftover)
+        }
+        None => (None, None, Vec::new()),
+    };
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let ev = events.clone();
     let reader = tokio::spawn(async move {
         // Read into spare capacity: no zeroing, and a long read is not copied again.
         let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
+        if !leftover.is_empty() && ev.send(ConnEvent::Bytes { key, data: leftover }).await.is_err() {
+            return;
+        }
         loop {
             buf.clear();
             match rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
+                    if let Some(c) = &mut decrypt {
+                        c.apply(&mut buf);
+                    }
                     let data = if buf.len() >= HAND_OVER {
                         std::mem::replace(&mut buf, Vec::with_capacity(READ_BUF))
                     } else {
@@ -107,6 +121,9 @@ pub(crate) fn start(
                     }
                     Err(_) => break,
                 }
+            }
+            if let Some(c) = &mut encrypt {
+                batch.iter_mut().for_each(|b| c.apply(b));
             }
             if let Some(l) = &limiter {
                 l.take(len as u64).await;
@@ -147,19 +164,32 @@ async fn write_all_vectored(wr: &mut (impl AsyncWriteExt + Unpin), parts: &[Vec<
 /// see the address they would dial back.
 pub(crate) fn dial(addr: SocketAddr, local: Option<IpAddr>, events: mpsc::Sender<ConnEvent>) {
     tokio::spawn(async move {
-        let connect = async {
-            let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-            if let Some(ip) = local.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
-                socket.bind(SocketAddr::new(ip, 0))?;
-            }
-            socket.connect(addr).await
-        };
-        let stream = match tokio::time::timeout(DIAL_TIMEOUT, connect).await {
+        let mut stream = match tokio::time::timeout(DIAL_TIMEOUT, plain_connect(addr, local)).await {
             Ok(Ok(s)) => Some(s),
             _ => None,
         };
+        if let (Some(s), Some(policy)) = (&mut stream, super::encryption::policy(&events)) {
+            if let Err(e) = super::encryption::initiate(s, &policy).await {
+                tracing::debug!(%addr, error = %e, "MSE handshake failed");
+                // Prefer: the peer may not speak MSE; dial again in plaintext.
+                stream = match policy.mode {
+                    super::Encryption::Prefer => {
+                        tokio::time::timeout(DIAL_TIMEOUT, plain_connect(addr, local)).await.ok().and_then(Result::ok)
+                    }
+                    _ => None,
+                };
+            }
+        }
         let _ = events.send(ConnEvent::Dialed { addr, stream }).await;
     });
+}
+
+async fn plain_connect(addr: SocketAddr, local: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(ip) = local.filter(|ip| ip.is_ipv4() == addr.is_ipv4() && !ip.is_unspecified()) {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
 }
 
 /// A token bucket shared by the writers of one torrent.

@@ -24,11 +24,16 @@
 //!   back-pressure) and a writer task (torrent task → socket).
 //! - `pool.rs`: `available_parallelism` std threads run reads, writes, hashes and
 //!   rechecks against a [`mycel_storage::Storage`].
+//! - `encryption.rs`: Message Stream Encryption ([`mycel_mse`]) on sockets: the responder
+//!   for incoming connections that do not start with a plain handshake, the initiator for
+//!   dials when [`SessionConfig::encryption`] asks for it; with RC4 the connection's reader
+//!   decrypts and its writer encrypts every byte in place.
 //! - `layout.rs`: metainfo → [`mycel_swarm::Layout`], and piece verification for rechecks.
 
 mod conn;
 mod discovery;
 mod diskq;
+mod encryption;
 mod layout;
 mod pool;
 mod session;
@@ -96,6 +101,34 @@ pub struct SessionConfig {
     /// Upload limit per torrent in bytes per second (0: none). For tests that need a
     /// download slow enough to interrupt.
     pub upload_limit: u64,
+    /// Message Stream Encryption (MSE/PE) policy.
+    pub encryption: Encryption,
+}
+
+/// Message Stream Encryption (MSE/PE, the obfuscated handshake of libtorrent and Azureus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encryption {
+    /// Dial in plaintext; accept plain and MSE connections (taking plaintext after the
+    /// MSE handshake when the peer offers it, RC4 otherwise).
+    #[default]
+    Off,
+    /// Dial with an MSE handshake offering plaintext and RC4 (the peer picks), falling
+    /// back to a plain dial if it fails; accept as with `Off`.
+    Prefer,
+    /// Only RC4-encrypted MSE connections, dialed and accepted; plain peers are refused.
+    Require,
+}
+
+/// MSE handshakes of a session so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EncryptionStats {
+    /// Finished with plaintext selected.
+    pub plaintext: u64,
+    /// Finished with RC4 selected.
+    pub rc4: u64,
+    /// Failed (no sync, unknown info-hash, no common method, timeout, reset); the
+    /// connection was closed. Plain connections refused under `Require` count here too.
+    pub failed: u64,
 }
 
 impl SessionConfig {
@@ -110,6 +143,7 @@ impl SessionConfig {
             // a seeder otherwise waits on its pool between blocks.
             swarm: mycel_swarm::Config { max_reads_per_peer: 64, ..mycel_swarm::Config::default() },
             upload_limit: 0,
+            encryption: Encryption::Off,
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,9 +15,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::conn::ConnEvent;
+use super::encryption::{self, DialPolicy, MseCounters, Pending};
 use super::pool::DiskPool;
 use super::task::{self, Setup};
-use super::{discovery, AddOptions, Progress, SessionConfig, TorrentError, TorrentHandle, TorrentSource, TorrentState};
+use super::{
+    discovery, AddOptions, Encryption, EncryptionStats, Progress, SessionConfig, TorrentError, TorrentHandle,
+    TorrentSource, TorrentState,
+};
 
 /// Time an incoming connection has to send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +40,7 @@ struct Inner {
     pool: DiskPool,
     resume: Option<Arc<ResumeStore>>,
     routes: Routes,
+    mse: Arc<MseCounters>,
     torrents: Mutex<Vec<(TorrentHandle, Option<JoinHandle<()>>)>>,
     listener: JoinHandle<()>,
 }
@@ -57,9 +63,11 @@ impl Session {
             None => None,
         };
         let routes: Routes = Arc::new(Mutex::new(HashMap::new()));
-        let listener = tokio::spawn(accept_loop(listener, routes.clone()));
+        let mse = Arc::new(MseCounters::default());
+        let listener = tokio::spawn(accept_loop(listener, routes.clone(), config.encryption, mse.clone()));
         let pool = DiskPool::new(config.disk_threads);
-        let inner = Inner { config, local_addr, pool, resume, routes, torrents: Mutex::new(Vec::new()), listener };
+        let torrents = Mutex::new(Vec::new());
+        let inner = Inner { config, local_addr, pool, resume, routes, mse, torrents, listener };
         Ok(SessionHandle { inner: Arc::new(inner) })
     }
 }
@@ -68,6 +76,16 @@ impl SessionHandle {
     /// The TCP address peers connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local_addr
+    }
+
+    /// MSE handshakes so far, incoming and outgoing.
+    pub fn encryption_stats(&self) -> EncryptionStats {
+        let c = &self.inner.mse;
+        EncryptionStats {
+            plaintext: c.plaintext.load(Ordering::Relaxed),
+            rc4: c.rc4.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+        }
     }
 
     /// Adds a torrent whose files go under `out_dir`; it starts at once.
@@ -86,6 +104,12 @@ impl SessionHandle {
             }
             for id in &ids {
                 routes.insert(*id, conn_tx.clone());
+            }
+        }
+        if cfg_encrypts(&self.inner.config) {
+            if let Some(&skey) = ids.first() {
+                let counters = self.inner.mse.clone();
+                encryption::register(&conn_tx, DialPolicy { skey, mode: self.inner.config.encryption, counters });
             }
         }
         let initial = if matches!(source, TorrentSource::Magnet(_)) {
@@ -162,11 +186,15 @@ fn is_private(source: &TorrentSource) -> bool {
     matches!(source, TorrentSource::Metainfo(m) if m.info().is_private())
 }
 
-async fn accept_loop(listener: TcpListener, routes: Routes) {
+fn cfg_encrypts(config: &SessionConfig) -> bool {
+    config.encryption != Encryption::Off
+}
+
+async fn accept_loop(listener: TcpListener, routes: Routes, mode: Encryption, mse: Arc<MseCounters>) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
-                tokio::spawn(route(stream, addr, routes.clone()));
+                tokio::spawn(route(stream, addr, routes.clone(), mode, mse.clone()));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -176,18 +204,68 @@ async fn accept_loop(listener: TcpListener, routes: Routes) {
     }
 }
 
-/// Reads the handshake of an incoming connection and hands it to its torrent.
-async fn route(mut stream: TcpStream, addr: SocketAddr, routes: Routes) {
-    let mut hs = vec![0u8; HANDSHAKE_LEN];
-    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    let read = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), stream.read_exact(&mut hs)).await;
-    if !matches!(read, Ok(Ok(_))) || hs[0] != 19 || &hs[1..20] != b"BitTorrent protocol" {
+/// Reads the handshake of an incoming connection (after an MSE handshake if the first
+/// byte is not the plain handshake's 19) and hands it to its torrent.
+async fn route(mut stream: TcpStream, addr: SocketAddr, routes: Routes, mode: Encryption, mse: Arc<MseCounters>) {
+    let deadline = tokio::time::Instant::from_std(Instant::now() + HANDSHAKE_TIMEOUT);
+    let Ok(Some((hs, cipher))) = tokio::time::timeout_at(deadline, handshake(&mut stream, mode, &routes, &mse)).await
+    else {
+        return;
+    };
+    if hs.len() < HANDSHAKE_LEN || hs[0] != 19 || &hs[1..20] != b"BitTorrent protocol" {
         return;
     }
     let mut id = [0u8; 20];
     id.copy_from_slice(&hs[28..48]);
     let tx = routes.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
     if let Some(tx) = tx {
-        let _ = tx.send(ConnEvent::Incoming { stream, addr, initial: hs }).await;
+        if cipher.is_some() {
+            encryption::stash(&stream, Pending { cipher, leftover: Vec::new() });
+        }
+        if let Err(mpsc::error::SendError(ConnEvent::Incoming { stream, .. })) =
+            tx.send(ConnEvent::Incoming { stream, addr, initial: hs }).await
+        {
+            // Nobody will start the connection: drop what was left for it.
+            encryption::claim(&stream);
+        }
     }
+}
+
+/// The first bytes of the BitTorrent stream (at least the handshake, decrypted) and the
+/// ciphers if RC4 was negotiated; `None` if the peer is refused or silent.
+async fn handshake(
+    stream: &mut TcpStream,
+    mode: Encryption,
+    routes: &Routes,
+    mse: &MseCounters,
+) -> Option<(Vec<u8>, Option<mycel_mse::Cipher>)> {
+    let mut first = [0u8; 1];
+    stream.read_exact(&mut first).await.ok()?;
+    if first[0] == 19 {
+        if mode == Encryption::Require {
+            mse.failed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let mut hs = vec![19u8; HANDSHAKE_LEN];
+        stream.read_exact(&mut hs[1..]).await.ok()?;
+        return Some((hs, None));
+    }
+    let skeys: Vec<[u8; 20]> = routes.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+    let est = match encryption::respond(stream, &first, skeys, mode, mse).await {
+        Ok(est) => est,
+        Err(e) => {
+            tracing::debug!(error = %e, "MSE handshake failed");
+            return None;
+        }
+    };
+    let (mut data, mut cipher) = (est.payload, est.cipher);
+    let mut buf = [0u8; 512];
+    while data.len() < HANDSHAKE_LEN {
+        let n = stream.read(&mut buf).await.ok().filter(|&n| n > 0)?;
+        if let Some(c) = &mut cipher {
+            c.decrypt.apply(&mut buf[..n]);
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    Some((data, cipher))
 }

@@ -1,0 +1,160 @@
+//! Message Stream Encryption on sockets: runs the sans-IO [`mycel_mse::Handshake`] over a
+//! `TcpStream` (responder in `session::route`, initiator in `conn::dial`) and hands the
+//! negotiated RC4 streams to `conn::start`.
+//!
+//! The torrent task creates connections with `conn::start(stream, ..)` and dials with
+//! `conn::dial(addr, ..)`; neither carries MSE state. Two small tables bridge that without
+//! changing the task: what a finished handshake leaves for the connection (its ciphers, the
+//! bytes read past the handshake), keyed by the socket's address pair (unique while the
+//! socket is open), and per torrent (its connection channel) the info-hash and policy a
+//! dial uses.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mycel_mse::{Cipher, CryptoSet, Established, Handshake, Method};
+use rand::RngCore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::conn::ConnEvent;
+use super::Encryption;
+
+/// Time an MSE handshake may take, either role.
+pub(crate) const MSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// MSE handshakes of a session, by outcome.
+#[derive(Debug, Default)]
+pub(crate) struct MseCounters {
+    pub(crate) plaintext: AtomicU64,
+    pub(crate) rc4: AtomicU64,
+    pub(crate) failed: AtomicU64,
+}
+
+impl MseCounters {
+    fn record(&self, r: &std::io::Result<Established>) {
+        let c = match r {
+            Ok(e) if e.method == Method::Rc4 => &self.rc4,
+            Ok(_) => &self.plaintext,
+            Err(_) => &self.failed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What a finished handshake leaves for `conn::start`.
+pub(crate) struct Pending {
+    pub(crate) cipher: Option<Cipher>,
+    /// Decrypted stream bytes that arrived with the handshake.
+    pub(crate) leftover: Vec<u8>,
+}
+
+type Pair = (SocketAddr, SocketAddr);
+
+static PENDING: Mutex<Option<HashMap<Pair, Pending>>> = Mutex::new(None);
+
+fn pair(stream: &TcpStream) -> Option<Pair> {
+    Some((stream.local_addr().ok()?, stream.peer_addr().ok()?))
+}
+
+/// Leaves `p` for the `conn::start` of `stream`.
+pub(crate) fn stash(stream: &TcpStream, p: Pending) {
+    if let Some(k) = pair(stream) {
+        PENDING.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(k, p);
+    }
+}
+
+/// Takes what a handshake left for `stream` (nothing for a plain connection).
+pub(crate) fn claim(stream: &TcpStream) -> Option<Pending> {
+    let k = pair(stream)?;
+    PENDING.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.remove(&k)
+}
+
+/// How a torrent's dials run MSE.
+#[derive(Clone)]
+pub(crate) struct DialPolicy {
+    pub(crate) skey: [u8; 20],
+    pub(crate) mode: Encryption,
+    pub(crate) counters: Arc<MseCounters>,
+}
+
+static DIALERS: Mutex<Vec<(mpsc::WeakSender<ConnEvent>, DialPolicy)>> = Mutex::new(Vec::new());
+
+/// Records the policy for dials reporting to `events` (a torrent's channel).
+pub(crate) fn register(events: &mpsc::Sender<ConnEvent>, policy: DialPolicy) {
+    let mut d = DIALERS.lock().unwrap_or_else(|e| e.into_inner());
+    d.retain(|(w, _)| w.strong_count() > 0);
+    d.push((events.downgrade(), policy));
+}
+
+/// The policy for dials reporting to `events`; `None`: plaintext.
+pub(crate) fn policy(events: &mpsc::Sender<ConnEvent>) -> Option<DialPolicy> {
+    let d = DIALERS.lock().unwrap_or_else(|e| e.into_inner());
+    d.iter().find(|(w, _)| w.upgrade().is_some_and(|s| s.same_channel(events))).map(|(_, p)| p.clone())
+}
+
+fn seed() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut s);
+    s
+}
+
+/// Responds to an incoming MSE handshake whose first bytes (`first`) were already read.
+/// `Require` allows RC4 only; otherwise plaintext is taken when offered.
+pub(crate) async fn respond(
+    stream: &mut TcpStream,
+    first: &[u8],
+    skeys: Vec<[u8; 20]>,
+    mode: Encryption,
+    counters: &MseCounters,
+) -> std::io::Result<Established> {
+    let allowed = if mode == Encryption::Require { CryptoSet::RC4 } else { CryptoSet::ALL };
+    let hs = Handshake::responder(skeys, allowed, Method::Plaintext, seed());
+    let r = run(stream, hs, first).await;
+    counters.record(&r);
+    r
+}
+
+/// Runs the initiator for `policy` on a connected stream; on success stashes the ciphers
+/// and early bytes for `conn::start`.
+pub(crate) async fn initiate(stream: &mut TcpStream, policy: &DialPolicy) -> std::io::Result<()> {
+    let provide = if policy.mode == Encryption::Require { CryptoSet::RC4 } else { CryptoSet::ALL };
+    let hs = Handshake::initiator(policy.skey, provide, seed());
+    let r = match tokio::time::timeout(MSE_TIMEOUT, run(stream, hs, &[])).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    };
+    policy.counters.record(&r);
+    let est = r?;
+    if est.cipher.is_some() || !est.payload.is_empty() {
+        stash(stream, Pending { cipher: est.cipher, leftover: est.payload });
+    }
+    Ok(())
+}
+
+/// Drives `hs` over `stream` until it is established.
+async fn run(stream: &mut TcpStream, mut hs: Handshake, first: &[u8]) -> std::io::Result<Established> {
+    let mse = |e: mycel_mse::MseError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    if !first.is_empty() {
+        hs.handle_bytes(first).map_err(mse)?;
+    }
+    // Small reads: whatever comes past the handshake is payload, kept but not wanted here.
+    let mut buf = vec![0u8; 2048];
+    loop {
+        if let Some(out) = hs.poll_transmit() {
+            stream.write_all(&out).await?;
+        }
+        if let Some(est) = hs.poll_established() {
+            return Ok(est);
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        hs.handle_bytes(&buf[..n]).map_err(mse)?;
+    }
+}
