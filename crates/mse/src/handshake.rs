@@ -123,8 +123,8 @@ enum State {
     Provide,
     /// Responder: PadC and len(IA).
     PadC(usize),
-    /// Responder: IA.
-    Ia(usize),
+    /// Responder: IA (step 4 already sent).
+    Ia(usize, Method),
     /// Initiator: scanning for the encrypted VC.
     SyncVc,
     /// Initiator: crypto_select, len(PadD).
@@ -228,7 +228,7 @@ impl Handshake {
                 State::Skey => self.on_skey()?,
                 State::Provide => self.on_provide()?,
                 State::PadC(n) => self.on_pad_c(n)?,
-                State::Ia(n) => self.on_ia(n)?,
+                State::Ia(n, m) => self.on_ia(n, m)?,
                 State::SyncVc => self.on_sync_vc()?,
                 State::Select => self.on_select()?,
                 State::PadD(n, m) => self.on_pad_d(n, m)?,
@@ -388,25 +388,28 @@ impl Handshake {
         if ia > MAX_IA {
             return Err(MseError::PayloadTooLong { len: ia });
         }
-        self.state = State::Ia(ia);
-        Ok(())
-    }
-
-    /// Responder: IA, then step 4: the encrypted VC, crypto_select and PadD.
-    fn on_ia(&mut self, len: usize) -> Result<(), MseError> {
-        let Some(ia) = self.take_decrypted(len) else { return Ok(()) };
+        // Step 4 goes out now, not after IA: an initiator that writes IA separately
+        // (libtorrent does) may have it held by Nagle until this side sends something.
         let common = self.offered & self.methods.bits();
         let method = [self.prefer, Method::Rc4, Method::Plaintext]
             .into_iter()
             .find(|m| common & m.bit() != 0)
             .ok_or(MseError::NoCommonMethod { offered: self.offered, allowed: self.methods.bits() })?;
-        self.payload = ia;
         let start = self.out.len();
         self.out.extend_from_slice(&[0u8; 8]);
         self.out.extend_from_slice(&method.bit().to_be_bytes());
         self.encrypt_out_from(start);
         self.push_pad(true);
-        self.finish(method);
+        self.state = State::Ia(ia, method);
+        Ok(())
+    }
+
+    /// Responder: IA; the handshake is over.
+    fn on_ia(&mut self, len: usize, method: Method) -> Result<(), MseError> {
+        if let Some(ia) = self.take_decrypted(len) {
+            self.payload = ia;
+            self.finish(method);
+        }
         Ok(())
     }
 

@@ -18,7 +18,8 @@
 //! ```
 //! `ENCRYPT` is RC4 keyed with `HASH('keyA', S, SKEY)` for A→B and `HASH('keyB', S, SKEY)`
 //! for B→A, the first 1024 bytes of keystream discarded; `ENCRYPT2` is the same stream if
-//! RC4 was selected, nothing if plaintext was.
+//! RC4 was selected, nothing if plaintext was. The responder sends its step as soon as
+//! `len(IA)` is in, without waiting for IA (its choice does not depend on it).
 //!
 //! Calling contract:
 //! ```

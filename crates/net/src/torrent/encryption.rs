@@ -139,6 +139,9 @@ pub(crate) async fn initiate(stream: &mut TcpStream, policy: &DialPolicy) -> std
 /// Drives `hs` over `stream` until it is established.
 async fn run(stream: &mut TcpStream, mut hs: Handshake, first: &[u8]) -> std::io::Result<Established> {
     let mse = |e: mycel_mse::MseError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    // Each step is one small write answering the peer's: without this, Nagle holds it for
+    // the peer's delayed ACK (about 40 ms on Linux).
+    let _ = stream.set_nodelay(true);
     if !first.is_empty() {
         hs.handle_bytes(first).map_err(mse)?;
     }
