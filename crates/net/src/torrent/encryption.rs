@@ -161,3 +161,134 @@ async fn run(stream: &mut TcpStream, mut hs: Handshake, first: &[u8]) -> std::io
         hs.handle_bytes(&buf[..n]).map_err(mse)?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mycel_swarm::PeerKey;
+    use tokio::net::TcpListener;
+
+    use super::super::conn;
+    use super::*;
+
+    const SKEY: [u8; 20] = [3; 20];
+
+    async fn connected() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let c = TcpStream::connect(l.local_addr().expect("addr")).await.expect("connect");
+        let (s, _) = l.accept().await.expect("accept");
+        (c, s)
+    }
+
+    /// The responder's half of `session::route`: the first byte, then MSE.
+    async fn accept(b: &mut TcpStream, mode: Encryption, counters: &MseCounters) -> std::io::Result<Established> {
+        let mut first = [0u8; 1];
+        b.read_exact(&mut first).await?;
+        respond(b, &first, vec![[9; 20], SKEY], mode, counters).await
+    }
+
+    async fn next_bytes(rx: &mut mpsc::Receiver<ConnEvent>) -> Vec<u8> {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(ConnEvent::Bytes { data, .. })) => data,
+            _ => panic!("no bytes from the connection"),
+        }
+    }
+
+    #[tokio::test]
+    async fn rc4_connection_carries_bytes_both_ways_through_reader_and_writer() {
+        let (mut a, mut b) = connected().await;
+        let counters = Arc::new(MseCounters::default());
+        let policy = DialPolicy { skey: SKEY, mode: Encryption::Require, counters: counters.clone() };
+        let (ra, rb) = tokio::join!(initiate(&mut a, &policy), accept(&mut b, Encryption::Off, &counters));
+        ra.expect("initiator");
+        let est = rb.expect("responder");
+        assert_eq!((est.method, est.info_hash), (mycel_mse::Method::Rc4, SKEY));
+        assert_eq!(counters.rc4.load(Ordering::Relaxed), 2);
+        let pending = claim(&a).expect("the initiator left its ciphers");
+        assert!(pending.cipher.is_some() && pending.leftover.is_empty());
+        stash(&a, pending);
+        stash(&b, Pending { cipher: est.cipher, leftover: Vec::new() });
+
+        let (tx_a, mut rx_a) = mpsc::channel(8);
+        let (tx_b, mut rx_b) = mpsc::channel(8);
+        let ca = conn::start(a, PeerKey(1), tx_a, None);
+        let cb = conn::start(b, PeerKey(2), tx_b, None);
+        for round in 0..3u8 {
+            let msg: Vec<u8> = (0..5000u32).map(|i| (i as u8) ^ round).collect();
+            ca.send(msg.clone());
+            let mut got = Vec::new();
+            while got.len() < msg.len() {
+                got.extend(next_bytes(&mut rx_b).await);
+            }
+            assert_eq!(got, msg);
+            cb.send(msg.clone());
+            let mut got = Vec::new();
+            while got.len() < msg.len() {
+                got.extend(next_bytes(&mut rx_a).await);
+            }
+            assert_eq!(got, msg);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plaintext_selection_leaves_no_cipher() {
+        let (mut a, mut b) = connected().await;
+        let counters = Arc::new(MseCounters::default());
+        let policy = DialPolicy { skey: SKEY, mode: Encryption::Prefer, counters: counters.clone() };
+        let (ra, rb) = tokio::join!(initiate(&mut a, &policy), accept(&mut b, Encryption::Off, &counters));
+        ra.expect("initiator");
+        assert_eq!(rb.expect("responder").method, mycel_mse::Method::Plaintext);
+        assert!(claim(&a).is_none());
+        assert_eq!(counters.plaintext.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn require_refuses_a_plaintext_only_initiator_and_counts_it() {
+        let (mut a, mut b) = connected().await;
+        let counters = Arc::new(MseCounters::default());
+        let (ra, rb) =
+            tokio::join!(run(&mut a, Handshake::initiator(SKEY, CryptoSet::PLAINTEXT, [1; 32]), &[]), async {
+                let r = accept(&mut b, Encryption::Require, &counters).await;
+                drop(b); // as `route` does: the refused connection closes
+                r
+            });
+        assert!(rb.is_err() && ra.is_err());
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 1);
+    }
+
+    /// A peer that does not speak MSE: reads a little and closes, then (second connection)
+    /// accepts plain.
+    async fn plain_only_peer(l: TcpListener) {
+        if let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 68];
+            let _ = s.read_exact(&mut buf).await;
+        }
+        if let Ok((s, _)) = l.accept().await {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            drop(s);
+        }
+    }
+
+    async fn dial_with(mode: Encryption) -> (Option<TcpStream>, u64) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(plain_only_peer(l));
+        let (tx, mut rx) = mpsc::channel(4);
+        let counters = Arc::new(MseCounters::default());
+        register(&tx, DialPolicy { skey: SKEY, mode, counters: counters.clone() });
+        conn::dial(addr, None, tx.clone());
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(ConnEvent::Dialed { stream, .. })) => (stream, counters.failed.load(Ordering::Relaxed)),
+            _ => panic!("no dial outcome"),
+        }
+    }
+
+    #[tokio::test]
+    async fn prefer_falls_back_to_plaintext_and_require_does_not() {
+        let (stream, failed) = dial_with(Encryption::Prefer).await;
+        assert!(stream.is_some(), "Prefer redials in plaintext");
+        assert_eq!(failed, 1);
+        let (stream, failed) = dial_with(Encryption::Require).await;
+        assert!(stream.is_none(), "Require gives up");
+        assert_eq!(failed, 1);
+    }
+}

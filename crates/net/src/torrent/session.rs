@@ -208,9 +208,17 @@ async fn accept_loop(listener: TcpListener, routes: Routes, mode: Encryption, ms
 /// byte is not the plain handshake's 19) and hands it to its torrent.
 async fn route(mut stream: TcpStream, addr: SocketAddr, routes: Routes, mode: Encryption, mse: Arc<MseCounters>) {
     let deadline = tokio::time::Instant::from_std(Instant::now() + HANDSHAKE_TIMEOUT);
-    let Ok(Some((hs, cipher))) = tokio::time::timeout_at(deadline, handshake(&mut stream, mode, &routes, &mse)).await
-    else {
-        return;
+    let mut is_mse = false;
+    let shake = handshake(&mut stream, mode, &routes, &mse, &mut is_mse);
+    let (hs, cipher) = match tokio::time::timeout_at(deadline, shake).await {
+        Ok(Some(got)) => got,
+        Ok(None) => return,
+        Err(_) => {
+            if is_mse {
+                mse.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
     };
     if hs.len() < HANDSHAKE_LEN || hs[0] != 19 || &hs[1..20] != b"BitTorrent protocol" {
         return;
@@ -238,9 +246,11 @@ async fn handshake(
     mode: Encryption,
     routes: &Routes,
     mse: &MseCounters,
+    is_mse: &mut bool,
 ) -> Option<(Vec<u8>, Option<mycel_mse::Cipher>)> {
     let mut first = [0u8; 1];
     stream.read_exact(&mut first).await.ok()?;
+    *is_mse = first[0] != 19;
     if first[0] == 19 {
         if mode == Encryption::Require {
             mse.failed.fetch_add(1, Ordering::Relaxed);
