@@ -133,3 +133,29 @@ def test_mycel_require_fetches_from_libtorrent_requiring_rc4(tmp_path):
 
 def lt_transfer_ip(ses: lt.session) -> str:
     return ses.get_settings()["listen_interfaces"].rsplit(":", 1)[0]
+
+
+@pytest.mark.parametrize("fetch_mode,ok", [("require", True), ("prefer", True), ("off", False)])
+def test_mycel_fetch_from_mycel_share_requiring_rc4(fetch_mode, ok, tmp_path):
+    """mycel on both ends: `--encryption require` on the seeder refuses plain dials; `prefer`
+    and `require` dials are RC4-encrypted and get the data."""
+    content = make_content(tmp_path / "src")
+    torrent = mycel_torrent(content, tmp_path)
+    ip = harness.fresh_ip()
+    share = Share(["--dir", str(content.parent), "--listen", f"{ip}:0", "--encryption", "require", str(torrent)],
+                  tmp_path)
+    try:
+        out = tmp_path / "out"
+        r = harness.run_mycel(
+            ["fetch", str(torrent), "--out", str(out), "--peer", share.line["addr"], "--json",
+             "--timeout", "20" if ok else "4", "--encryption", fetch_mode,
+             "--listen", f"{harness.fresh_ip(harness.BLOCK_ONE_SHOT)}:0"],
+            timeout=30,
+        )
+        if ok:
+            assert r.json()["bad_pieces"] == 0
+            assert same_tree(content, out / "content"), "mycel's copy differs from the source"
+        else:
+            assert r.returncode != 0, "a plaintext fetch got data from a seeder that requires RC4"
+    finally:
+        share.stop()
