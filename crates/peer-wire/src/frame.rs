@@ -18,8 +18,9 @@ use crate::{decode, Decoded, Frame, Handshake, HandshakeDecoded, Message, WireEr
 /// block goes on to the disk without a copy ([`Frame::piece_block`]). A frame that
 /// straddles chunks is copied once into one contiguous buffer, sized exactly once its
 /// length prefix is in. A chunk that is less than half `piece` payload (mostly small
-/// messages, or padding) has its frames copied instead, so a held block never keeps alive
-/// a buffer more than twice its size's worth of other bytes.
+/// messages, or padding) has its frames copied instead, so the blocks cut from a chunk
+/// keep alive at most twice their own bytes (all of it, though, while any one of them is
+/// held).
 ///
 /// Calling contract, for one connection:
 ///
