@@ -126,6 +126,15 @@ fn check_len(msg_id: u8, len: u32) -> Result<(), WireError> {
     }
 }
 
+/// Parses a whole frame (length prefix included) that [`decode`] accepted with
+/// `consumed == frame.len()`.
+pub(crate) fn parse_frame(frame: &[u8]) -> Message<'_> {
+    match frame.get(4..) {
+        Some(body) if !body.is_empty() => parse_body(body),
+        _ => Message::KeepAlive,
+    }
+}
+
 /// Parses a complete body (id byte and payload) whose length [`check_len`] accepted.
 fn parse_body(body: &[u8]) -> Message<'_> {
     let (msg_id, p) = (body[0], &body[1..]);

@@ -49,6 +49,7 @@ mod handshake;
 mod message;
 mod metadata;
 mod pex;
+mod received;
 
 pub use bitfield::Bitfield;
 pub use decode::{decode, Decoded, DEFAULT_MAX_MESSAGE_LEN};
@@ -59,15 +60,18 @@ pub use handshake::{truncate_v2_info_hash, Handshake, HandshakeDecoded, Reserved
 pub use message::{encode_extended_header, id, piece_header, Message};
 pub use metadata::{metadata_piece_count, metadata_piece_len, UtMetadata, METADATA_PIECE_LEN};
 pub use pex::{PexFlags, UtPex};
+pub use received::Frame;
 
 /// Entry points for the fuzz targets (`fuzz/fuzz_targets/peer_wire.rs`,
 /// `fuzz/fuzz_targets/peer_wire_ext.rs`) and the corpus replay test; not part of the
 /// supported API. Each panics on a violated property (a real bug for the fuzzer).
 #[doc(hidden)]
 pub mod fuzzing {
+    use bytes::Bytes;
+
     use crate::{
-        decode, Bitfield, Decoded, ExtendedHandshake, FrameDecoder, Handshake, HandshakeDecoded, Message, UtMetadata,
-        UtPex, WireError, HANDSHAKE_LEN,
+        decode, Bitfield, Decoded, ExtendedHandshake, Frame, FrameDecoder, Handshake, HandshakeDecoded, Message,
+        UtMetadata, UtPex, WireError, HANDSHAKE_LEN,
     };
 
     /// A limit small enough that fuzz inputs reach it.
@@ -77,12 +81,15 @@ pub mod fuzzing {
     ///
     /// Checks that every decoded message re-encodes to exactly its input bytes, that
     /// [`FrameDecoder`] fed the same bytes in uneven chunks yields the same messages and
-    /// ends the same way, and that `NeedMore` is exact.
+    /// ends the same way (both copied in with `extend`/`next` and handed over with
+    /// `extend_bytes`/`next_frame`), and that `NeedMore` is exact.
     pub fn stream(d: &[u8]) {
         let (messages, end) = decode_all(d);
-        let chunked = decode_chunked(d);
-        assert_eq!(chunked.0, messages, "chunked decoding differs");
-        assert_eq!(chunked.1, end.map(|_| ()), "chunked decoding ends differently");
+        for owned in [false, true] {
+            let chunked = decode_chunked(d, owned);
+            assert_eq!(chunked.0, messages, "chunked decoding differs (owned: {owned})");
+            assert_eq!(chunked.1, end.clone().map(|_| ()), "chunked decoding ends differently (owned: {owned})");
+        }
     }
 
     /// How a whole stream decodes: the re-encoded messages, and where it stopped (the
@@ -135,7 +142,7 @@ pub mod fuzzing {
         }
     }
 
-    fn decode_chunked(d: &[u8]) -> (Vec<Vec<u8>>, Result<(), WireError>) {
+    fn decode_chunked(d: &[u8], owned: bool) -> (Vec<Vec<u8>>, Result<(), WireError>) {
         let mut rx = FrameDecoder::new(MAX_LEN);
         let mut out = Vec::new();
         let mut handshake_seen = !d.starts_with(&crate::PROTOCOL[..1]);
@@ -146,7 +153,11 @@ pub mod fuzzing {
             let len = (usize::from(d[pos]) + step) % 13 + 1;
             step += 1;
             let end = (pos + len).min(d.len());
-            rx.extend(&d[pos..end]);
+            if owned {
+                rx.extend_bytes(Bytes::copy_from_slice(&d[pos..end]));
+            } else {
+                rx.extend(&d[pos..end]);
+            }
             pos = end;
             if !handshake_seen {
                 match rx.handshake() {
@@ -157,25 +168,44 @@ pub mod fuzzing {
                 }
             }
             loop {
-                match rx.next() {
-                    Ok(Some(m)) => out.push(encode(&m)),
+                let next = if owned {
+                    rx.next_frame().map(|f| f.map(|f| frame_bytes(&f)))
+                } else {
+                    rx.next().map(|m| m.map(|m| encode(&m)))
+                };
+                match next {
+                    Ok(Some(bytes)) => out.push(bytes),
                     Ok(None) => break,
                     Err(e) => return (out, Err(e)),
                 }
             }
+            assert!(rx.buffered() <= rx.max_buffered(), "FrameDecoder holds more than its bound");
         }
-        assert!(rx.buffered() <= rx.max_buffered(), "FrameDecoder holds more than its bound");
         (out, Ok(()))
+    }
+
+    /// A frame's message re-encoded, checked against the frame's own bytes and block.
+    fn frame_bytes(f: &Frame) -> Vec<u8> {
+        let m = f.message();
+        let bytes = encode(&m);
+        assert_eq!(bytes[..], f.as_bytes()[..], "frame bytes differ from its message");
+        match m {
+            Message::Piece { block, .. } => {
+                assert_eq!(f.piece_block().as_deref(), Some(block), "piece_block differs from the block")
+            }
+            _ => assert_eq!(f.piece_block(), None, "a block outside a piece"),
+        }
+        bytes
     }
 
     /// For inputs that start with 0x13 but are no handshake: plain message decoding.
     fn decode_chunked_from_scratch(d: &[u8]) -> (Vec<Vec<u8>>, Result<(), WireError>) {
         let mut rx = FrameDecoder::new(MAX_LEN);
-        rx.extend(d);
+        rx.extend_bytes(Bytes::copy_from_slice(d));
         let mut out = Vec::new();
         loop {
-            match rx.next() {
-                Ok(Some(m)) => out.push(encode(&m)),
+            match rx.next_frame() {
+                Ok(Some(f)) => out.push(frame_bytes(&f)),
                 Ok(None) => return (out, Ok(())),
                 Err(e) => return (out, Err(e)),
             }

@@ -160,6 +160,94 @@ proptest! {
         prop_assert_eq!(rx.buffered(), 0);
     }
 
+    /// The handed-over path: frames cut from owned chunks (sliced or copied) carry the
+    /// same messages and blocks as the encoder wrote, in any chunking, and once drained the
+    /// decoder keeps no chunk alive.
+    #[test]
+    fn owned_chunks_yield_the_same_frames(
+        msgs in prop::collection::vec(msg_with_data(), 0..20),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
+        with_handshake in any::<bool>(),
+    ) {
+        let hs = Handshake { reserved: Reserved([1, 2, 3, 4, 5, 6, 7, 8]), info_hash: [9; 20], peer_id: [10; 20] };
+        let mut stream = if with_handshake { hs.to_bytes().to_vec() } else { Vec::new() };
+        let want: Vec<Vec<u8>> = msgs.iter().map(|(s, d)| encode(&build(s, d))).collect();
+        stream.extend(want.concat());
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+        points.push(stream.len());
+        points.sort_unstable();
+        let mut rx = FrameDecoder::new(MAX);
+        let (mut got, mut got_hs, mut start, mut chunks) = (Vec::new(), None, 0, Vec::new());
+        for end in points {
+            let chunk = bytes::Bytes::copy_from_slice(&stream[start..end]);
+            chunks.push(chunk.clone());
+            rx.extend_bytes(chunk);
+            start = end;
+            if with_handshake && got_hs.is_none() {
+                got_hs = rx.handshake().expect("valid handshake");
+                if got_hs.is_none() {
+                    continue;
+                }
+            }
+            while let Some(f) = rx.next_frame().expect("valid stream") {
+                let m = f.message();
+                let bytes = encode(&m);
+                prop_assert_eq!(&bytes[..], &f.as_bytes()[..]);
+                if let Message::Piece { block, .. } = m {
+                    let owned = f.piece_block();
+                    prop_assert_eq!(owned.as_deref(), Some(block));
+                } else {
+                    prop_assert_eq!(f.piece_block(), None);
+                }
+                got.push(bytes);
+            }
+            prop_assert!(rx.buffered() <= rx.max_buffered());
+        }
+        prop_assert_eq!(got_hs, with_handshake.then_some(hs));
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(rx.buffered(), 0);
+        prop_assert!(chunks.iter().all(|c| c.is_empty() || c.is_unique()), "a drained decoder holds a chunk");
+    }
+
+    /// Arbitrary bytes in arbitrary owned chunks never panic, and the decoder stays within
+    /// its bound after each drain.
+    #[test]
+    fn arbitrary_owned_chunks_never_panic(
+        bytes in prop::collection::vec(any::<u8>(), 0..600),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..20),
+        max in 0u32..512,
+        handshake in any::<bool>(),
+    ) {
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+        points.push(bytes.len());
+        points.sort_unstable();
+        let mut rx = FrameDecoder::new(max);
+        let (mut start, mut need_handshake) = (0, handshake);
+        for end in points {
+            rx.extend_bytes(bytes::Bytes::copy_from_slice(&bytes[start..end]));
+            start = end;
+            let _ = rx.need();
+            if need_handshake {
+                match rx.handshake() {
+                    Ok(Some(_)) => need_handshake = false,
+                    _ => continue,
+                }
+            }
+            loop {
+                match rx.next_frame() {
+                    Ok(Some(f)) => {
+                        let _ = (f.message(), f.piece_block());
+                    }
+                    Ok(None) => {
+                        prop_assert!(rx.buffered() <= rx.max_buffered());
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
     #[test]
     fn need_more_is_exact((s, data) in msg_with_data()) {
         let bytes = encode(&build(&s, &data));

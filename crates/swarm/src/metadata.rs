@@ -230,13 +230,19 @@ impl MetadataFetch {
         }
     }
 
-    /// Bytes from a connection.
+    /// Bytes from a connection (copied; [`handle_peer_data`](Self::handle_peer_data) takes
+    /// a buffer instead).
     pub fn handle_peer_bytes(&mut self, now: Instant, key: PeerKey, bytes: &[u8]) {
+        self.handle_peer_data(now, key, bytes::Bytes::copy_from_slice(bytes));
+    }
+
+    /// Bytes from a connection, handed over.
+    pub fn handle_peer_data(&mut self, now: Instant, key: PeerKey, data: bytes::Bytes) {
         self.now = now;
         let Some(peer) = self.peers.get_mut(&key) else { return };
         peer.last_recv = now;
         let mut rx = std::mem::replace(&mut peer.rx, FrameDecoder::new(0));
-        rx.extend(bytes);
+        rx.extend_bytes(data);
         self.drain(now, key, &mut rx);
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.rx = rx;

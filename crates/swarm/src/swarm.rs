@@ -221,13 +221,21 @@ impl Swarm {
     }
 
     /// Bytes arrived on a connection: the handshake, then messages, in any chunking.
+    /// Copies them; [`handle_peer_data`](Self::handle_peer_data) takes a buffer instead.
     pub fn handle_peer_bytes(&mut self, now: Instant, key: PeerKey, bytes: &[u8]) {
+        self.handle_peer_data(now, key, bytes::Bytes::copy_from_slice(bytes));
+    }
+
+    /// Bytes arrived on a connection, handed over: a `piece` block within `data` reaches
+    /// [`DiskOp::Write`] as a slice of it, without a copy (the driver's read buffer stays
+    /// alive until the last such block is written).
+    pub fn handle_peer_data(&mut self, now: Instant, key: PeerKey, data: bytes::Bytes) {
         self.now = now;
         let Some(peer) = self.peers.get_mut(&key) else { return };
         peer.last_recv = now;
         // The decoder leaves the peer while its messages (which borrow it) are handled.
         let mut rx = std::mem::replace(&mut peer.rx, mycel_peer_wire::FrameDecoder::new(0));
-        rx.extend(bytes);
+        rx.extend_bytes(data);
         self.drain_rx(now, key, &mut rx);
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.rx = rx;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use mycel_peer_wire::{
-    encode_extended_header, Bitfield, ExtendedHandshake, FrameDecoder, Handshake, Message, Reserved, UtMetadata,
+    encode_extended_header, Bitfield, ExtendedHandshake, Frame, FrameDecoder, Handshake, Message, Reserved, UtMetadata,
     UT_METADATA,
 };
 
@@ -47,8 +47,8 @@ impl Swarm {
             }
         }
         while self.peers.contains_key(&key) {
-            match rx.next() {
-                Ok(Some(msg)) => self.on_message(now, key, msg),
+            match rx.next_frame() {
+                Ok(Some(frame)) => self.on_message(now, key, &frame),
                 Ok(None) => return,
                 Err(e) => return self.disconnect(now, key, DisconnectReason::Protocol(e.to_string())),
             }
@@ -123,7 +123,8 @@ impl Swarm {
         self.disconnect(now, key, DisconnectReason::Protocol(why.to_string()));
     }
 
-    fn on_message(&mut self, now: Instant, key: PeerKey, msg: Message<'_>) {
+    fn on_message(&mut self, now: Instant, key: PeerKey, frame: &Frame) {
+        let msg = frame.message();
         let count = self.layout.piece_count();
         let first = self.peers.get(&key).is_some_and(|p| p.phase == Phase::Active { first: true });
         let fast = self.peers.get(&key).is_some_and(|p| p.fast);
@@ -179,7 +180,12 @@ impl Swarm {
             Message::Cancel { index, begin, length } => {
                 self.on_cancel(key, PeerRequest { piece: index, begin, len: length })
             }
-            Message::Piece { index, begin, block } => self.on_block(now, key, index, begin, block),
+            Message::Piece { index, begin, .. } => {
+                // The block as a slice of the received bytes: it goes to the disk uncopied.
+                if let Some(block) = frame.piece_block() {
+                    self.on_block(now, key, index, begin, block);
+                }
+            }
             Message::RejectRequest { index, begin, length } => self.on_reject(now, key, index, begin, length),
             Message::AllowedFast(i) => {
                 if let Some(p) = self.peers.get_mut(&key) {
@@ -284,7 +290,7 @@ impl Swarm {
         }
     }
 
-    fn on_block(&mut self, now: Instant, key: PeerKey, piece: u32, begin: u32, data: &[u8]) {
+    fn on_block(&mut self, now: Instant, key: PeerKey, piece: u32, begin: u32, data: bytes::Bytes) {
         let len = data.len() as u64;
         let Some(block) = self.layout.block_at(piece, begin, data.len() as u32) else {
             return self.disconnect(now, key, DisconnectReason::UnrequestedBlock);
@@ -308,7 +314,7 @@ impl Swarm {
                 self.down_total.record(now, len);
                 self.contributors.entry(piece).or_default().insert(block, ip);
                 *self.writes_pending.entry(piece).or_insert(0) += 1;
-                self.disk_ops.push_back(DiskOp::Write { piece, begin, data: bytes::Bytes::copy_from_slice(data) });
+                self.disk_ops.push_back(DiskOp::Write { piece, begin, data });
                 self.cancel_elsewhere(key, r);
             }
             Received::Duplicate => self.stats.wasted += len,

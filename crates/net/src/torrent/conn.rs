@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use mycel_swarm::PeerKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -20,7 +21,9 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUF: usize = 256 * 1024;
 /// A read at least this long hands its buffer over to the torrent task as it is (no copy)
 /// and the reader takes a fresh one; a shorter one is copied out and the buffer reused, so
-/// small reads do not each hold `READ_BUF` bytes while they wait in the channel.
+/// small reads do not each hold `READ_BUF` bytes while they wait in the channel. The
+/// engine keeps `piece` blocks as slices of a handed-over buffer until they are written,
+/// so the buffer is first trimmed to what was read (an in-place `realloc`).
 const HAND_OVER: usize = 64 * 1024;
 /// Queued outgoing bytes gathered into one vectored `write`.
 const WRITE_BATCH: usize = 1024 * 1024;
@@ -35,7 +38,7 @@ pub(crate) enum ConnEvent {
     /// already read.
     Incoming { stream: TcpStream, addr: SocketAddr, initial: Vec<u8> },
     /// Bytes from a peer.
-    Bytes { key: PeerKey, data: Vec<u8> },
+    Bytes { key: PeerKey, data: Bytes },
     /// The connection is gone (EOF, error).
     Closed { key: PeerKey },
 }
@@ -94,9 +97,11 @@ pub(crate) fn start(
                         c.apply(&mut buf);
                     }
                     let data = if buf.len() >= HAND_OVER {
-                        std::mem::replace(&mut buf, Vec::with_capacity(READ_BUF))
+                        let mut full = std::mem::replace(&mut buf, Vec::with_capacity(READ_BUF));
+                        full.shrink_to_fit();
+                        Bytes::from(full)
                     } else {
-                        buf.clone()
+                        Bytes::copy_from_slice(&buf)
                     };
                     if ev.send(ConnEvent::Bytes { key, data }).await.is_err() {
                         return;

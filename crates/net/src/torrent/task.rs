@@ -499,8 +499,8 @@ impl Torrent {
                     count(&self.conn_addr, &mut self.transfers, key, data.len(), 0);
                 }
                 match &mut self.engine {
-                    Engine::Swarm(s) => s.handle_peer_bytes(now, key, &data),
-                    Engine::Fetch(f) => f.handle_peer_bytes(now, key, &data),
+                    Engine::Swarm(s) => s.handle_peer_data(now, key, data),
+                    Engine::Fetch(f) => f.handle_peer_data(now, key, data),
                     Engine::Stopped => {}
                 }
             }
