@@ -85,7 +85,7 @@ pub(crate) fn start(
     let reader = tokio::spawn(async move {
         // Read into spare capacity: no zeroing, and a long read is not copied again.
         let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
-        if !leftover.is_empty() && ev.send(ConnEvent::Bytes { key, data: leftover }).await.is_err() {
+        if !leftover.is_empty() && ev.send(ConnEvent::Bytes { key, data: leftover.into() }).await.is_err() {
             return;
         }
         loop {
