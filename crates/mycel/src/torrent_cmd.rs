@@ -112,6 +112,8 @@ struct FetchSummary {
     bad_pieces: u64,
     /// Bytes received from each peer (wire bytes, at least a block's worth).
     from: std::collections::BTreeMap<String, u64>,
+    /// Addresses learnt from peer exchange (BEP 11).
+    pex_peers_learnt: u64,
 }
 
 /// `mycel fetch`.
@@ -201,6 +203,7 @@ fn report(p: &Progress, json: bool) -> Result<()> {
             .filter(|t| t.downloaded >= 16 * 1024)
             .map(|t| (t.addr.to_string(), t.downloaded))
             .collect(),
+        pex_peers_learnt: p.pex_peers_learnt,
     };
     if json {
         output::json(&summary)?;

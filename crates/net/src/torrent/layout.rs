@@ -34,6 +34,11 @@ pub fn layout_with_layers(info: &Info, layers: &BTreeMap<[u8; 32], Vec<[u8; 32]>
 type LayerLookup<'a> = &'a dyn Fn(usize) -> Option<Vec<[u8; 32]>>;
 
 fn build(info: &Info, layers: Option<LayerLookup<'_>>) -> Result<Layout, TorrentError> {
+    // BEP 27: the engine does no peer exchange on a private torrent.
+    build_public(info, layers).map(|l| l.with_private(info.is_private()))
+}
+
+fn build_public(info: &Info, layers: Option<LayerLookup<'_>>) -> Result<Layout, TorrentError> {
     let ids = info.info_hashes();
     let bad = |e: mycel_swarm::LayoutError| TorrentError::Invalid(e.to_string());
     let v1 = ids.v1().map(|h| h.0);

@@ -230,6 +230,8 @@ pub struct Progress {
     pub bad_pieces: u64,
     /// Addresses banned.
     pub banned: usize,
+    /// Dial candidates learnt from peer exchange (BEP 11).
+    pub pex_peers_learnt: u64,
     /// Every address we exchanged bytes with.
     pub transfers: Vec<PeerTransfer>,
     /// Time since the torrent was added.
@@ -256,6 +258,7 @@ impl Progress {
             peers: 0,
             bad_pieces: 0,
             banned: 0,
+            pex_peers_learnt: 0,
             transfers: Vec::new(),
             elapsed: Duration::ZERO,
         }

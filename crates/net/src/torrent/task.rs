@@ -620,6 +620,7 @@ impl Torrent {
             p.peers = st.peers.len();
             p.bad_pieces = st.hash_failures;
             p.banned = st.banned;
+            p.pex_peers_learnt = st.pex_peers_learnt;
         } else if let Some(prev) = Some(self.progress.borrow().clone()) {
             p.bytes_total = prev.bytes_total;
             p.bytes_done = prev.bytes_done;
@@ -627,6 +628,7 @@ impl Torrent {
             p.uploaded = prev.uploaded;
             p.bad_pieces = prev.bad_pieces;
             p.banned = prev.banned;
+            p.pex_peers_learnt = prev.pex_peers_learnt;
         }
         p.transfers = self.transfers.values().cloned().collect();
         self.progress.send_replace(p);
