@@ -13,8 +13,9 @@
 //!
 //! Receiving: a malformed message is a protocol error; messages closer together than
 //! [`Config::pex_min_recv_interval`](crate::Config::pex_min_recv_interval) are ignored; the
-//! `added` addresses become dial candidates unless banned, ours, unspecified, multicast or
-//! of port 0, and only while we hold fewer than
+//! `added` addresses become dial candidates unless banned, ours, unspecified, multicast,
+//! of port 0 or of an IP already listed earlier in the message, and only while we hold
+//! fewer than
 //! [`Config::pex_max_candidates`](crate::Config::pex_max_candidates). `dropped` is not
 //! used: a dropped peer's candidate fails or connects on its own.
 //!
@@ -153,9 +154,11 @@ impl Swarm {
         self.stats.pex_received += 1;
         let added =
             msg.added.iter().map(|(a, _)| SocketAddr::V4(*a)).chain(msg.added6.iter().map(|(a, _)| SocketAddr::V6(*a)));
+        // BEP 11: one address per IP, so a message cannot aim our dials at one host's ports.
+        let mut ips = BTreeSet::new();
         for addr in added {
             let addr = canonical(addr);
-            if !self.pex_dialable(addr) || self.candidates.contains_key(&addr) {
+            if !self.pex_dialable(addr) || !ips.insert(addr.ip()) || self.candidates.contains_key(&addr) {
                 continue;
             }
             if self.candidates.len() >= self.cfg.pex_max_candidates {

@@ -197,8 +197,9 @@ fn learns_candidates_and_ignores_floods() {
     let (mut s, t0) = engine(false, false);
     join(&mut s, t0, P1, "10.0.0.1:40001".parse().unwrap(), false, true, Some(7001));
     drain(&mut s);
-    // Unspecified, port 0 and multicast addresses are not dialled.
-    let first = pex_msg(&["10.1.0.1:6881", "0.0.0.0:6881", "10.1.0.2:0", "224.0.0.1:6881", "10.1.0.3:51413"]);
+    // Unspecified, port 0 and multicast addresses are not dialled, nor a second port of an IP.
+    let first =
+        pex_msg(&["10.1.0.1:6881", "0.0.0.0:6881", "10.1.0.2:0", "224.0.0.1:6881", "10.1.0.3:51413", "10.1.0.3:51414"]);
     s.handle_peer_bytes(t0, P1, &first);
     s.handle_peer_bytes(t0 + Duration::from_secs(1), P1, &pex_msg(&["10.2.0.1:6881"]));
     let st = s.stats();
