@@ -123,6 +123,8 @@ struct FetchSummary {
     from: std::collections::BTreeMap<String, u64>,
     /// Bytes sent to each peer (wire bytes, at least a block's worth).
     to: std::collections::BTreeMap<String, u64>,
+    /// Addresses learnt from peer exchange (BEP 11).
+    pex_peers_learnt: u64,
 }
 
 /// `mycel fetch`.
@@ -218,6 +220,7 @@ fn report(p: &Progress, json: bool) -> Result<()> {
         banned: p.banned,
         protocol_errors: p.protocol_errors,
         to: p.transfers.iter().filter(|t| t.uploaded >= 16 * 1024).map(|t| (t.addr.to_string(), t.uploaded)).collect(),
+        pex_peers_learnt: p.pex_peers_learnt,
     };
     if json {
         output::json(&summary)?;

@@ -80,6 +80,28 @@ pub enum ExtensionError {
     /// ignore such a message: the caller should not drop the peer for it.
     #[error("unknown ut_metadata msg_type {0}")]
     UnknownMessageType(i64),
+    /// A `ut_pex` flags string (`added.f`, `added6.f`) does not have one byte per peer of
+    /// its list.
+    #[error("`{key}` has {flags} flag bytes for {peers} peers")]
+    FlagsMismatch {
+        /// The flags key.
+        key: &'static str,
+        /// Its length in bytes.
+        flags: usize,
+        /// Peers in the list it qualifies.
+        peers: usize,
+    },
+    /// A `ut_pex` list holds more peers than we accept in one message
+    /// ([`MAX_PEX_PEERS`](crate::MAX_PEX_PEERS)).
+    #[error("`{key}` lists {count} peers, more than the {max} accepted")]
+    TooManyPeers {
+        /// The list's key.
+        key: &'static str,
+        /// Peers in it.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Bytes follow the dictionary of a message that carries none.
     #[error("{len} trailing bytes after the dictionary")]
     TrailingBytes {

@@ -59,11 +59,11 @@ pub use frame::FrameDecoder;
 pub use handshake::{truncate_v2_info_hash, Handshake, HandshakeDecoded, Reserved, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{encode_extended_header, id, piece_header, Message};
 pub use metadata::{metadata_piece_count, metadata_piece_len, UtMetadata, METADATA_PIECE_LEN};
-pub use pex::{PexFlags, UtPex};
+pub use pex::{PexFlags, UtPex, MAX_PEX_PEERS};
 pub use received::Frame;
 
 /// Entry points for the fuzz targets (`fuzz/fuzz_targets/peer_wire.rs`,
-/// `fuzz/fuzz_targets/peer_wire_ext.rs`) and the corpus replay test; not part of the
+/// `fuzz/fuzz_targets/peer_wire_ext.rs`, `fuzz/fuzz_targets/peer_wire_pex.rs`) and the corpus replay test; not part of the
 /// supported API. Each panics on a violated property (a real bug for the fuzzer).
 #[doc(hidden)]
 pub mod fuzzing {
@@ -217,6 +217,24 @@ pub mod fuzzing {
         m.encode(&mut out);
         assert_eq!(out.len(), m.encoded_len(), "encoded_len disagrees with encode");
         out
+    }
+
+    /// A `ut_pex` payload as a peer would send it: decoding never panics, stays within
+    /// [`MAX_PEX_PEERS`](crate::MAX_PEX_PEERS) per list, and whatever decodes re-encodes to
+    /// bytes that decode to the same message, with `encoded_len` exact.
+    pub fn pex(d: &[u8]) {
+        if let Ok(p) = UtPex::decode(d) {
+            for n in [p.added.len(), p.added6.len(), p.dropped.len(), p.dropped6.len()] {
+                assert!(n <= crate::MAX_PEX_PEERS, "list over the cap");
+            }
+            let mut out = Vec::new();
+            p.encode(&mut out);
+            assert_eq!(out.len(), p.encoded_len(), "encoded_len disagrees");
+            assert_eq!(UtPex::decode(&out), Ok(p.clone()), "round-trip");
+            let mut again = Vec::new();
+            UtPex::decode(&out).map(|q| q.encode(&mut again)).expect("re-decodes");
+            assert_eq!(again, out, "encoding is not canonical");
+        }
     }
 
     /// The first byte picks a decoder (extended handshake, `ut_metadata`, `ut_pex`,

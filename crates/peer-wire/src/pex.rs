@@ -7,6 +7,15 @@ use mycel_bencode::{encoded_bytes_len, Dict, Encoder};
 use crate::extension::{bytes, LIMITS};
 use crate::ExtensionError;
 
+/// Most peers accepted in one `ut_pex` list (each of `added`, `added6`, `dropped`,
+/// `dropped6`).
+///
+/// BEP 11 asks senders to put at most 50 added and 50 dropped peers in a message, except
+/// in the first one, which may list every peer the sender is connected to. libtorrent's
+/// first message holds up to its connection limit of the torrent (200 by default), so 200
+/// accepts every honest sender while a message still decodes into a few kilobytes.
+pub const MAX_PEX_PEERS: usize = 200;
+
 /// The BEP 11 flags of an added peer (`added.f`, `added6.f`), one byte each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct PexFlags(pub u8);
@@ -30,11 +39,13 @@ impl PexFlags {
 }
 
 /// One `ut_pex` message, owned (it is small: BEP 11 caps it at 50 added and 50 dropped
-/// peers after the first message, which this type does not enforce).
+/// peers after the first message; decoding refuses more than [`MAX_PEX_PEERS`] per list).
 ///
 /// Decoding checks that every compact list is whole (6 bytes per IPv4 peer, 18 per IPv6
-/// peer) and that a flags string has one byte per added peer; an absent flags string reads
-/// as no flags. Encoding writes all six keys, flags included, as libtorrent does.
+/// peer), holds at most [`MAX_PEX_PEERS`] peers, and that a flags string has one byte per
+/// added peer; an absent flags string reads as no flags. Unknown keys are ignored.
+/// Encoding writes all six keys, flags included, as libtorrent does; the sender keeps to
+/// the limits.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UtPex {
     /// `added` with `added.f`: IPv4 peers now connected.
@@ -97,11 +108,13 @@ fn compact<A, const N: usize>(
     let Some(b) = bytes(d, key, name)? else {
         return Ok(Vec::new());
     };
-    let (chunks, rest) = b.split_at(b.len() - b.len() % N);
-    if !rest.is_empty() {
+    if b.len() % N != 0 {
         return Err(ExtensionError::BadLength { key: name, len: b.len() });
     }
-    Ok(chunks.chunks_exact(N).filter_map(|c| <&[u8; N]>::try_from(c).ok()).map(parse).collect())
+    if b.len() / N > MAX_PEX_PEERS {
+        return Err(ExtensionError::TooManyPeers { key: name, count: b.len() / N, max: MAX_PEX_PEERS });
+    }
+    Ok(b.chunks_exact(N).filter_map(|c| <&[u8; N]>::try_from(c).ok()).map(parse).collect())
 }
 
 fn with_flags<A>(
@@ -112,7 +125,7 @@ fn with_flags<A>(
     match flags {
         None => Ok(addrs.into_iter().map(|a| (a, PexFlags::default())).collect()),
         Some(f) if f.len() == addrs.len() => Ok(addrs.into_iter().zip(f.iter().map(|&b| PexFlags(b))).collect()),
-        Some(f) => Err(ExtensionError::BadLength { key: name, len: f.len() }),
+        Some(f) => Err(ExtensionError::FlagsMismatch { key: name, flags: f.len(), peers: addrs.len() }),
     }
 }
 
@@ -175,9 +188,26 @@ mod tests {
         );
         assert_eq!(
             UtPex::decode(b"d5:added6:\x7f\x00\x00\x01\x00\x507:added.f2:\x00\x00e"),
-            Err(ExtensionError::BadLength { key: "added.f", len: 2 })
+            Err(ExtensionError::FlagsMismatch { key: "added.f", flags: 2, peers: 1 })
         );
         assert_eq!(UtPex::decode(b"d8:dropped6i1ee"), Err(ExtensionError::WrongType("dropped6")));
         assert_eq!(UtPex::decode(b"le"), Err(ExtensionError::NotADict));
+    }
+
+    #[test]
+    fn peer_count_is_capped() {
+        let list = |n: usize| {
+            let mut out = format!("d7:dropped{}:", n * 6).into_bytes();
+            out.extend(std::iter::repeat_n([10, 0, 0, 1, 0x1a, 0xe1], n).flatten());
+            out.push(b'e');
+            out
+        };
+        assert_eq!(UtPex::decode(&list(MAX_PEX_PEERS)).map(|p| p.dropped.len()), Ok(MAX_PEX_PEERS));
+        assert_eq!(
+            UtPex::decode(&list(MAX_PEX_PEERS + 1)),
+            Err(ExtensionError::TooManyPeers { key: "dropped", count: MAX_PEX_PEERS + 1, max: MAX_PEX_PEERS })
+        );
+        // Unknown keys are ignored.
+        assert_eq!(UtPex::decode(b"d1:xi1ee"), Ok(UtPex::default()));
     }
 }

@@ -1,4 +1,5 @@
-//! Replays the committed fuzz corpora (`fuzz/corpus/peer_wire`, `fuzz/corpus/peer_wire_ext`)
+//! Replays the committed fuzz corpora (`fuzz/corpus/peer_wire`, `fuzz/corpus/peer_wire_ext`,
+//! `fuzz/corpus/peer_wire_pex`)
 //! through the fuzz bodies, and checks each seed is what its name says.
 //!
 //! The corpus directories are read with `std::fs`, which the sans-IO rule allows in tests.
@@ -77,4 +78,9 @@ fn replay_peer_wire_corpus() {
 #[test]
 fn replay_peer_wire_ext_corpus() {
     replay("peer_wire_ext", mycel_peer_wire::fuzzing::extension, extension_is_valid);
+}
+
+#[test]
+fn replay_peer_wire_pex_corpus() {
+    replay("peer_wire_pex", mycel_peer_wire::fuzzing::pex, |d| UtPex::decode(d).is_ok());
 }

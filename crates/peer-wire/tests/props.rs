@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use mycel_peer_wire::{
-    decode, id, Bitfield, Decoded, ExtendedHandshake, FrameDecoder, Handshake, Message, PexFlags, Reserved, UtMetadata,
-    UtPex, DEFAULT_MAX_MESSAGE_LEN, METADATA_PIECE_LEN,
+    decode, id, Bitfield, Decoded, ExtendedHandshake, ExtensionError, FrameDecoder, Handshake, Message, PexFlags,
+    Reserved, UtMetadata, UtPex, DEFAULT_MAX_MESSAGE_LEN, MAX_PEX_PEERS, METADATA_PIECE_LEN,
 };
 use proptest::prelude::*;
 
@@ -377,6 +377,29 @@ proptest! {
         p.encode(&mut out);
         prop_assert_eq!(out.len(), p.encoded_len());
         prop_assert_eq!(UtPex::decode(&out), Ok(p));
+    }
+
+    #[test]
+    fn ut_pex_arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        mycel_peer_wire::fuzzing::pex(&bytes);
+    }
+
+    #[test]
+    fn ut_pex_lists_decode_up_to_the_cap(n in 0usize..=260, which in 0usize..4) {
+        let (key, width) = [("added", 6), ("added6", 18), ("dropped", 6), ("dropped6", 18)][which];
+        let mut payload = format!("d{}:{}{}:", key.len(), key, n * width).into_bytes();
+        payload.extend(std::iter::repeat_n(7u8, n * width));
+        payload.push(b'e');
+        match UtPex::decode(&payload) {
+            Ok(p) => {
+                prop_assert!(n <= MAX_PEX_PEERS);
+                prop_assert_eq!(p.added.len() + p.added6.len() + p.dropped.len() + p.dropped6.len(), n);
+            }
+            Err(e) => {
+                prop_assert!(n > MAX_PEX_PEERS);
+                prop_assert_eq!(e, ExtensionError::TooManyPeers { key, count: n, max: MAX_PEX_PEERS });
+            }
+        }
     }
 
     #[test]

@@ -54,6 +54,17 @@ pub struct Config {
     pub hash_requests_per_sec: u32,
     /// Hash requests one peer may make at once before the rate applies (the bucket size).
     pub hash_request_burst: u32,
+    /// Peer exchange (BEP 11, `ut_pex`): tell peers whom we are connected to, and dial
+    /// the peers they tell us of. Never on a private torrent, whatever this says.
+    pub pex: bool,
+    /// Least time between two PEX messages to one peer (BEP 11: at most one a minute).
+    pub pex_interval: Duration,
+    /// A peer's PEX messages closer together than this are ignored (and counted): an
+    /// honest peer sends one a minute.
+    pub pex_min_recv_interval: Duration,
+    /// PEX adds no dial candidates while we hold this many, so what peers tell us cannot
+    /// grow our memory without bound.
+    pub pex_max_candidates: usize,
 }
 
 impl Default for Config {
@@ -82,6 +93,10 @@ impl Default for Config {
             // A layer chunk is 512 piece hashes: 64 at once covers 32 768 pieces.
             hash_requests_per_sec: 32,
             hash_request_burst: 64,
+            pex: true,
+            pex_interval: Duration::from_secs(60),
+            pex_min_recv_interval: Duration::from_secs(20),
+            pex_max_candidates: 500,
         }
     }
 }

@@ -170,6 +170,14 @@ pub struct Stats {
     pub unchokes_lent: u64,
     /// Rechokes run (on the interval, and when we became a seed).
     pub rechokes: u64,
+    /// PEX (BEP 11) messages sent.
+    pub pex_sent: u64,
+    /// Well-formed PEX messages received and used.
+    pub pex_received: u64,
+    /// PEX messages ignored because their peer sent them too often.
+    pub pex_ignored: u64,
+    /// Dial candidates learnt from PEX (new addresses only).
+    pub pex_peers_learnt: u64,
     /// Per connected peer, by key.
     pub peers: Vec<PeerStats>,
 }

@@ -139,6 +139,9 @@ pub struct Layout {
     /// Pieces shorter than `piece_length`, with their length (never 0).
     short: BTreeMap<u32, u32>,
     verification: Verification,
+    /// BEP 27 `private` flag of the info dictionary: peers only from the tracker, so no
+    /// peer exchange.
+    private: bool,
 }
 
 impl Layout {
@@ -159,6 +162,7 @@ impl Layout {
             total_length,
             short,
             verification: Verification::V1 { hashes },
+            private: false,
         })
     }
 
@@ -194,6 +198,7 @@ impl Layout {
             total_length: total,
             short,
             verification: Verification::V2 { pieces },
+            private: false,
         };
         layout.check_v2()?;
         Ok(layout)
@@ -219,7 +224,8 @@ impl Layout {
         check_count(hashes.len(), count)?;
         check_count(pieces.len(), count)?;
         let verification = Verification::Hybrid { hashes, pieces, trust };
-        let layout = Layout { info_hashes, piece_length, piece_count: count, total_length, short, verification };
+        let layout =
+            Layout { info_hashes, piece_length, piece_count: count, total_length, short, verification, private: false };
         layout.check_v2()?;
         Ok(layout)
     }
@@ -240,6 +246,18 @@ impl Layout {
             }
         }
         Ok(())
+    }
+
+    /// The same layout for a torrent whose info dictionary sets `private` (BEP 27): the
+    /// engine then neither sends nor accepts peer exchange (BEP 11).
+    pub fn with_private(mut self, private: bool) -> Self {
+        self.private = private;
+        self
+    }
+
+    /// Whether the torrent is private (BEP 27).
+    pub fn is_private(&self) -> bool {
+        self.private
     }
 
     /// The info-hashes.

@@ -11,6 +11,8 @@
 //! - [`MetadataFetch`]: the BEP 9 metadata exchange for magnet links, before a
 //!   [`Layout`] exists.
 //! - [`Layout`]: the torrent as the engine sees it (built by the caller from a metainfo).
+//! - Peer exchange (BEP 11, `ut_pex`), inside [`Swarm`]: see `src/pex.rs` and
+//!   docs/ARCHITECTURE.md; off for private torrents and with [`Config::pex`] false.
 //!
 //! Nothing here reads a clock, touches a socket or a file, or draws from the OS random
 //! generator: time is an argument, randomness comes from a seed, collections that reach
@@ -28,6 +30,7 @@ pub mod layout;
 mod merkle;
 mod metadata;
 mod peer;
+mod pex;
 pub mod picker;
 mod rate;
 mod swarm;
@@ -42,6 +45,7 @@ pub use event::{BanReason, Disconnect, DisconnectReason, Event, PeerKey, PeerSta
 pub use layers::{LayerFile, LayersError};
 pub use layout::{merkle_root, InfoHashes, Layout, LayoutError, Trust, V2Piece, Verification, BLOCK_LEN};
 pub use metadata::{MetadataConfig, MetadataError, MetadataFetch, PieceLayers};
+pub use pex::UT_PEX_ID;
 pub use picker::{BlockRef, Picker};
 pub use swarm::{Swarm, SwarmError};
 pub use wire::UT_METADATA_ID;

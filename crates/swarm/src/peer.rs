@@ -48,6 +48,8 @@ pub(crate) struct Peer {
     pub extended: bool,
     /// The id the peer wants `ut_metadata` messages under.
     pub ut_metadata: Option<u8>,
+    /// The peer's PEX state (BEP 11).
+    pub pex: crate::pex::PeerPex,
     /// Outstanding requests the peer accepts (its `reqq`).
     pub reqq: usize,
     pub am_choking: bool,
@@ -99,6 +101,7 @@ impl Peer {
             fast: false,
             extended: false,
             ut_metadata: None,
+            pex: crate::pex::PeerPex::default(),
             reqq: 250,
             am_choking: true,
             am_interested: false,

@@ -94,6 +94,8 @@ pub struct Swarm {
     pub(crate) contributors: BTreeMap<u32, BTreeMap<u32, IpAddr>>,
     pub(crate) strikes: BTreeMap<IpAddr, u32>,
     pub(crate) banned: BTreeSet<IpAddr>,
+    /// Our own IPs as peers see them (`yourip`), so PEX does not make us dial ourselves.
+    pub(crate) own_ips: BTreeSet<IpAddr>,
     pub(crate) candidates: BTreeMap<SocketAddr, DialCandidate>,
     pub(crate) connecting: BTreeSet<SocketAddr>,
     /// Failed v2 pieces waiting for leaf hashes to blame the right blocks.
@@ -151,6 +153,7 @@ impl Swarm {
             contributors: BTreeMap::new(),
             strikes: BTreeMap::new(),
             banned: BTreeSet::new(),
+            own_ips: BTreeSet::new(),
             candidates: BTreeMap::new(),
             connecting: BTreeSet::new(),
             resolving: BTreeMap::new(),
@@ -628,6 +631,7 @@ impl Swarm {
         }
         self.expire_resolves(now);
         self.refill_all(now);
+        self.pex_tick(now);
     }
 
     /// A peer sat on our requests for too long: withdraw them so others can serve them.

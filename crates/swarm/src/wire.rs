@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use mycel_peer_wire::{
     encode_extended_header, Bitfield, ExtendedHandshake, Frame, FrameDecoder, Handshake, Message, Reserved, UtMetadata,
-    UT_METADATA,
+    UT_METADATA, UT_PEX,
 };
 
 use crate::merkle::HashRange;
@@ -103,6 +103,9 @@ impl Swarm {
         let mut m = BTreeMap::new();
         if self.metadata.is_some() {
             m.insert(UT_METADATA, UT_METADATA_ID);
+        }
+        if self.pex_enabled() {
+            m.insert(UT_PEX, crate::UT_PEX_ID);
         }
         let hs = ExtendedHandshake {
             m,
@@ -348,10 +351,14 @@ impl Swarm {
                             p.reqq = q.clamp(1, MAX_PEER_REQQ) as usize;
                         }
                     }
+                    self.pex_on_ext_handshake(key, &hs);
                 }
                 Err(e) => self.protocol(now, key, &e.to_string()),
             }
             return;
+        }
+        if id == crate::UT_PEX_ID {
+            return self.on_pex(now, key, payload);
         }
         if id != UT_METADATA_ID {
             return;

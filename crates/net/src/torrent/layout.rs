@@ -34,6 +34,11 @@ pub fn layout_with_layers(info: &Info, layers: &BTreeMap<[u8; 32], Vec<[u8; 32]>
 type LayerLookup<'a> = &'a dyn Fn(usize) -> Option<Vec<[u8; 32]>>;
 
 fn build(info: &Info, layers: Option<LayerLookup<'_>>) -> Result<Layout, TorrentError> {
+    // BEP 27: the engine does no peer exchange on a private torrent.
+    build_public(info, layers).map(|l| l.with_private(info.is_private()))
+}
+
+fn build_public(info: &Info, layers: Option<LayerLookup<'_>>) -> Result<Layout, TorrentError> {
     let ids = info.info_hashes();
     let bad = |e: mycel_swarm::LayoutError| TorrentError::Invalid(e.to_string());
     let v1 = ids.v1().map(|h| h.0);
@@ -155,12 +160,16 @@ mod tests {
 
     /// A two-file torrent of `version` and its piece space (pad bytes as zeros).
     fn torrent(version: TorrentVersion) -> (Metainfo, Vec<u8>) {
+        torrent_with(version, false)
+    }
+
+    fn torrent_with(version: TorrentVersion, private: bool) -> (Metainfo, Vec<u8>) {
         let files = vec![
             FileSpec { path: vec!["a".into()], length: 100_000, executable: false, hidden: false },
             FileSpec { path: vec!["b".into()], length: 40_000, executable: false, hidden: false },
         ];
         let data: Vec<Vec<u8>> = vec![(0..100_000).map(|i| (i % 251) as u8).collect(), vec![7; 40_000]];
-        let opts = CreateOptions { version, piece_length: Some(32 * 1024), ..CreateOptions::default() };
+        let opts = CreateOptions { version, piece_length: Some(32 * 1024), private, ..CreateOptions::default() };
         let mut b = TorrentBuilder::directory("t", files, opts).expect("builder");
         b.hash_all(|f, off, buf: &mut [u8]| -> Result<(), ()> {
             buf.copy_from_slice(&data[f][off as usize..off as usize + buf.len()]);
@@ -190,6 +199,21 @@ mod tests {
             space[5] ^= 1;
             assert!(!verify_piece(&layout, 0, &space[..layout.piece_len(0) as usize]), "{version:?}");
         }
+    }
+
+    #[test]
+    fn private_flag_reaches_the_layout() {
+        // The engine does no peer exchange on a private torrent (BEP 27), however it is built.
+        for version in [TorrentVersion::V1, TorrentVersion::V2, TorrentVersion::Hybrid] {
+            for private in [false, true] {
+                let (m, _) = torrent_with(version, private);
+                assert_eq!(m.info().is_private(), private);
+                let layout = layout_for(m.info(), Some(&m)).expect("layout");
+                assert_eq!(layout.is_private(), private, "{version:?}");
+            }
+        }
+        let (hybrid, _) = torrent_with(TorrentVersion::Hybrid, true);
+        assert!(layout_for(hybrid.info(), None).expect("magnet's bare info").is_private());
     }
 
     #[test]

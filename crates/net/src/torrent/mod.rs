@@ -268,6 +268,8 @@ pub struct Progress {
     pub wasted: u64,
     /// Connections closed for protocol violations.
     pub protocol_errors: u64,
+    /// Dial candidates learnt from peer exchange (BEP 11).
+    pub pex_peers_learnt: u64,
     /// Every address we exchanged bytes with.
     pub transfers: Vec<PeerTransfer>,
     /// Time since the torrent was added.
@@ -296,6 +298,7 @@ impl Progress {
             banned: 0,
             wasted: 0,
             protocol_errors: 0,
+            pex_peers_learnt: 0,
             transfers: Vec::new(),
             elapsed: Duration::ZERO,
         }

@@ -622,6 +622,7 @@ impl Torrent {
             p.banned = st.banned;
             p.wasted = st.wasted;
             p.protocol_errors = st.protocol_errors;
+            p.pex_peers_learnt = st.pex_peers_learnt;
         } else if let Some(prev) = Some(self.progress.borrow().clone()) {
             p.bytes_total = prev.bytes_total;
             p.bytes_done = prev.bytes_done;
@@ -631,6 +632,7 @@ impl Torrent {
             p.banned = prev.banned;
             p.wasted = prev.wasted;
             p.protocol_errors = prev.protocol_errors;
+            p.pex_peers_learnt = prev.pex_peers_learnt;
         }
         p.transfers = self.transfers.values().cloned().collect();
         self.progress.send_replace(p);
