@@ -57,8 +57,11 @@ async fn swarm_with_corrupter(version: TorrentVersion) {
     }
     let mut banned = 0;
     for (_, t, d) in &leechers {
-        let p =
-            tokio::time::timeout(Duration::from_secs(60), t.wait_complete()).await.expect("leecher timed out").unwrap();
+        let Ok(p) = tokio::time::timeout(Duration::from_secs(60), t.wait_complete()).await else {
+            let states: Vec<String> = leechers.iter().map(|(_, t, _)| format!("{:?}", *t.watch().borrow())).collect();
+            panic!("leecher timed out; leechers: {states:#?}");
+        };
+        let p = p.unwrap();
         assert_eq!(std::fs::read(d.join("blob.bin")).unwrap(), data, "leecher data differs");
         banned += p.banned;
         assert!(p

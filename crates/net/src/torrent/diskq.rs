@@ -73,6 +73,11 @@ pub(crate) struct DiskQueue {
     prehashed: Arc<Mutex<HashMap<u32, Prehashed>>>,
     /// Jobs gathered during one drain of the engine, sent by [`flush`](Self::flush).
     pending: Vec<Job>,
+    /// A bit per piece whose blocks went to the file before (whole or spilled). A later
+    /// write to such a piece is a repair of a few blocks (v2 names the bad blocks of a
+    /// failed piece and only those come again), so it is written at once: holding it for
+    /// blocks that will never come would stall the piece for good.
+    written_before: Vec<u64>,
 }
 
 impl DiskQueue {
@@ -94,6 +99,7 @@ impl DiskQueue {
             held_bytes: 0,
             prehashed: Arc::new(Mutex::new(HashMap::new())),
             pending: Vec::new(),
+            written_before: Vec::new(),
         }
     }
 
@@ -189,6 +195,18 @@ impl DiskQueue {
         }
     }
 
+    fn mark_written(&mut self, piece: u32) {
+        let word = piece as usize / 64;
+        if self.written_before.len() <= word {
+            self.written_before.resize(word + 1, 0);
+        }
+        self.written_before[word] |= 1 << (piece % 64);
+    }
+
+    fn was_written(&self, piece: u32) -> bool {
+        self.written_before.get(piece as usize / 64).is_some_and(|w| w & (1 << (piece % 64)) != 0)
+    }
+
     fn lock_prehashed(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Prehashed>> {
         self.prehashed.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -197,7 +215,7 @@ impl DiskQueue {
     fn keep_block(&mut self, piece: u32, begin: u32, data: &Bytes, layout: &Layout) -> bool {
         let piece_len = layout.piece_len(piece);
         if !self.cache.contains_key(&piece) {
-            if self.cache_bytes + piece_len as usize > CACHE_LIMIT {
+            if self.was_written(piece) || self.cache_bytes + piece_len as usize > CACHE_LIMIT {
                 return false;
             }
             let blocks = piece_len.div_ceil(BLOCK_LEN) as usize;
@@ -243,6 +261,7 @@ impl DiskQueue {
     /// hashes them, then reports each block written.
     fn write_piece(&mut self, piece: u32, layout: &Layout) {
         let Some(copy) = self.cache.remove(&piece) else { return };
+        self.mark_written(piece);
         self.cache_bytes -= copy.len as usize;
         self.held_bytes -= copy.held;
         let blocks: Vec<Bytes> = copy.blocks.into_iter().flatten().collect();
@@ -276,6 +295,7 @@ impl DiskQueue {
 
     /// Writes out the held blocks of `piece`; its later blocks are written as they come.
     fn spill_piece(&mut self, piece: u32) {
+        self.mark_written(piece);
         let Some(c) = self.cache.get_mut(&piece) else { return };
         c.through = true;
         self.held_bytes -= c.held;
@@ -325,6 +345,58 @@ mod tests {
 
     fn data(piece: u32, block: u32) -> Bytes {
         Bytes::from(vec![(piece * 7 + block) as u8; BLOCK_LEN as usize])
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<DiskResult>) -> Option<DiskResult> {
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.ok().flatten()
+    }
+
+    /// A piece written whole, then one of its blocks again (v2 re-downloads only the blocks
+    /// its leaf hashes name as bad): that block is written at once, not held waiting for
+    /// blocks that will not come, and the next hash reads the repaired piece.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_repaired_block_of_a_written_piece_is_written_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let size = u64::from(2 * BLOCK_LEN);
+        let segs = vec![Segment { path: "f".into(), offset: 0, length: size, pad: false }];
+        let storage: Arc<dyn Storage> =
+            Arc::new(FileStorage::new(dir.path(), FileMap::from_segments(segs, size).expect("map")));
+        let sha1 = |parts: &[&Bytes]| -> [u8; 20] {
+            let mut h = Sha1::new();
+            parts.iter().for_each(|p| h.update(p));
+            h.finalize().into()
+        };
+        let (good0, good1, bad1) = (data(0, 0), data(0, 1), data(9, 9));
+        let layout = Layout::v1([1; 20], size, 2 * BLOCK_LEN, vec![sha1(&[&good0, &good1])]).expect("layout");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut q = DiskQueue::new(DiskPool::new(2), storage, size, tx);
+        q.submit(DiskOp::Write { piece: 0, begin: 0, data: good0.clone() }, &layout);
+        q.submit(DiskOp::Write { piece: 0, begin: BLOCK_LEN, data: bad1.clone() }, &layout);
+        q.flush();
+        for _ in 0..2 {
+            let res = next(&mut rx).await.expect("written");
+            q.on_result(&res);
+        }
+        q.submit(DiskOp::Hash { piece: 0, len: 2 * BLOCK_LEN, sha1: true, v2_len: None }, &layout);
+        q.flush();
+        match next(&mut rx).await {
+            Some(DiskResult::Hashed { sha1: Some(h), .. }) => assert_eq!(h, sha1(&[&good0, &bad1])),
+            other => panic!("unexpected {other:?}"),
+        }
+        // The repair: block 1 alone.
+        q.submit(DiskOp::Write { piece: 0, begin: BLOCK_LEN, data: good1.clone() }, &layout);
+        q.flush();
+        match next(&mut rx).await {
+            Some(res @ DiskResult::Written { piece: 0, begin }) if begin == BLOCK_LEN => q.on_result(&res),
+            other => panic!("the repaired block was not written: {other:?}"),
+        }
+        assert_eq!(q.write_bytes(), 0);
+        q.submit(DiskOp::Hash { piece: 0, len: 2 * BLOCK_LEN, sha1: true, v2_len: None }, &layout);
+        q.flush();
+        match next(&mut rx).await {
+            Some(DiskResult::Hashed { sha1: Some(h), .. }) => assert_eq!(h, sha1(&[&good0, &good1])),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     /// Twenty 1 MiB pieces with all but their last block in: more than `HOLD_LIMIT` held,
