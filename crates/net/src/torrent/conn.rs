@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mycel_mse::Cipher;
 use mycel_swarm::PeerKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::PeerTransfer;
+use super::encryption::{self, DialPolicy};
+use super::{Encryption, PeerTransfer};
 
 /// Time allowed for a TCP connect.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,13 +32,29 @@ const WRITE_BATCH: usize = 1024 * 1024;
 /// Most buffers in one vectored `write`.
 const WRITE_PARTS: usize = 64;
 
+/// A connected peer socket ready for [`start`], with what an MSE handshake on it left: the
+/// RC4 streams (`None`: plaintext, or no MSE at all) and the decrypted stream bytes read
+/// past the handshake, which the connection delivers before anything it reads.
+pub(crate) struct PeerStream {
+    pub(crate) stream: TcpStream,
+    pub(crate) cipher: Option<Cipher>,
+    pub(crate) leftover: Vec<u8>,
+}
+
+impl PeerStream {
+    /// A stream without MSE.
+    pub(crate) fn plain(stream: TcpStream) -> Self {
+        PeerStream { stream, cipher: None, leftover: Vec::new() }
+    }
+}
+
 /// What connections tell their torrent's task.
 pub(crate) enum ConnEvent {
     /// A dial finished.
-    Dialed { addr: SocketAddr, stream: Option<TcpStream> },
+    Dialed { addr: SocketAddr, stream: Option<PeerStream> },
     /// The listener accepted a connection for this torrent; `initial` is the handshake it
-    /// already read.
-    Incoming { stream: TcpStream, addr: SocketAddr, initial: Vec<u8> },
+    /// already read (decrypted).
+    Incoming { stream: PeerStream, addr: SocketAddr, initial: Vec<u8> },
     /// Bytes from a peer.
     Bytes { key: PeerKey, data: Bytes },
     /// The connection is gone (EOF, error).
@@ -65,20 +83,15 @@ impl Drop for Conn {
 
 /// Starts the reader and writer tasks of a connected stream.
 pub(crate) fn start(
-    stream: TcpStream,
+    stream: PeerStream,
     key: PeerKey,
     events: mpsc::Sender<ConnEvent>,
     limiter: Option<Arc<RateLimiter>>,
 ) -> Conn {
+    let PeerStream { stream, cipher, leftover } = stream;
     let _ = stream.set_nodelay(true);
     // After an MSE handshake: RC4 applied in place to every buffer read and written.
-    let (mut decrypt, mut encrypt, leftover) = match super::encryption::claim(&stream) {
-        Some(p) => {
-            let (e, d) = p.cipher.map(|c| (c.encrypt, c.decrypt)).unzip();
-            (d, e, p.leftover)
-        }
-        None => (None, None, Vec::new()),
-    };
+    let (mut encrypt, mut decrypt) = cipher.map(|c| (c.encrypt, c.decrypt)).unzip();
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let ev = events.clone();
@@ -166,27 +179,37 @@ async fn write_all_vectored(wr: &mut (impl AsyncWriteExt + Unpin), parts: &[Vec<
 
 /// Dials `addr` in the background; the outcome arrives as [`ConnEvent::Dialed`].
 /// With `local`, the connection leaves from that IP (the session's listen IP), so peers
-/// see the address they would dial back.
-pub(crate) fn dial(addr: SocketAddr, local: Option<IpAddr>, events: mpsc::Sender<ConnEvent>) {
+/// see the address they would dial back. With `policy` (the torrent's, when encryption
+/// is not `Off`), the connection opens with an MSE handshake.
+pub(crate) fn dial(
+    addr: SocketAddr,
+    local: Option<IpAddr>,
+    policy: Option<DialPolicy>,
+    events: mpsc::Sender<ConnEvent>,
+) {
     tokio::spawn(async move {
-        let mut stream = match tokio::time::timeout(DIAL_TIMEOUT, plain_connect(addr, local)).await {
-            Ok(Ok(s)) => Some(s),
-            _ => None,
-        };
-        if let (Some(s), Some(policy)) = (&mut stream, super::encryption::policy(&events)) {
-            if let Err(e) = super::encryption::initiate(s, &policy).await {
-                tracing::debug!(%addr, error = %e, "MSE handshake failed");
-                // Prefer: the peer may not speak MSE; dial again in plaintext.
-                stream = match policy.mode {
-                    super::Encryption::Prefer => {
-                        tokio::time::timeout(DIAL_TIMEOUT, plain_connect(addr, local)).await.ok().and_then(Result::ok)
+        let stream = connect(addr, local).await;
+        let stream = match (stream, policy) {
+            (Some(s), Some(policy)) => match encryption::initiate(s, &policy).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "MSE handshake failed");
+                    // Prefer: the peer may not speak MSE; dial again in plaintext.
+                    match policy.mode {
+                        Encryption::Prefer => connect(addr, local).await.map(PeerStream::plain),
+                        _ => None,
                     }
-                    _ => None,
-                };
-            }
-        }
+                }
+            },
+            (s, _) => s.map(PeerStream::plain),
+        };
         let _ = events.send(ConnEvent::Dialed { addr, stream }).await;
     });
+}
+
+/// A TCP connect within [`DIAL_TIMEOUT`]; `None` on failure.
+async fn connect(addr: SocketAddr, local: Option<IpAddr>) -> Option<TcpStream> {
+    tokio::time::timeout(DIAL_TIMEOUT, plain_connect(addr, local)).await.ok().and_then(Result::ok)
 }
 
 async fn plain_connect(addr: SocketAddr, local: Option<IpAddr>) -> std::io::Result<TcpStream> {

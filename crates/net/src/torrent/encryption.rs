@@ -1,27 +1,19 @@
 //! Message Stream Encryption on sockets: runs the sans-IO [`mycel_mse::Handshake`] over a
-//! `TcpStream` (responder in `session::route`, initiator in `conn::dial`) and hands the
-//! negotiated RC4 streams to `conn::start`.
-//!
-//! The torrent task creates connections with `conn::start(stream, ..)` and dials with
-//! `conn::dial(addr, ..)`; neither carries MSE state. Two small tables bridge that without
-//! changing the task: what a finished handshake leaves for the connection (its ciphers, the
-//! bytes read past the handshake), keyed by the socket's address pair (unique while the
-//! socket is open), and per torrent (its connection channel) the info-hash and policy a
-//! dial uses.
+//! `TcpStream` (responder in `session::route`, initiator in `conn::dial`). What a finished
+//! handshake leaves (its RC4 streams, the bytes read past it) travels with the socket as a
+//! [`PeerStream`] to `conn::start`; a torrent's dials get their [`DialPolicy`] (SKEY, mode)
+//! from its task.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mycel_mse::{Cipher, CryptoSet, Established, Handshake, Method};
+use mycel_mse::{CryptoSet, Established, Handshake, Method};
 use rand::RngCore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
-use super::conn::ConnEvent;
+use super::conn::PeerStream;
 use super::Encryption;
 
 /// Time an MSE handshake may take, either role.
@@ -46,55 +38,13 @@ impl MseCounters {
     }
 }
 
-/// What a finished handshake leaves for `conn::start`.
-pub(crate) struct Pending {
-    pub(crate) cipher: Option<Cipher>,
-    /// Decrypted stream bytes that arrived with the handshake.
-    pub(crate) leftover: Vec<u8>,
-}
-
-type Pair = (SocketAddr, SocketAddr);
-
-static PENDING: Mutex<Option<HashMap<Pair, Pending>>> = Mutex::new(None);
-
-fn pair(stream: &TcpStream) -> Option<Pair> {
-    Some((stream.local_addr().ok()?, stream.peer_addr().ok()?))
-}
-
-/// Leaves `p` for the `conn::start` of `stream`.
-pub(crate) fn stash(stream: &TcpStream, p: Pending) {
-    if let Some(k) = pair(stream) {
-        PENDING.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(k, p);
-    }
-}
-
-/// Takes what a handshake left for `stream` (nothing for a plain connection).
-pub(crate) fn claim(stream: &TcpStream) -> Option<Pending> {
-    let k = pair(stream)?;
-    PENDING.lock().unwrap_or_else(|e| e.into_inner()).as_mut()?.remove(&k)
-}
-
-/// How a torrent's dials run MSE.
+/// How a torrent's dials run MSE: made by `add_torrent` when encryption is not `Off`, kept
+/// by the torrent task and passed to each `conn::dial`.
 #[derive(Clone)]
 pub(crate) struct DialPolicy {
     pub(crate) skey: [u8; 20],
     pub(crate) mode: Encryption,
     pub(crate) counters: Arc<MseCounters>,
-}
-
-static DIALERS: Mutex<Vec<(mpsc::WeakSender<ConnEvent>, DialPolicy)>> = Mutex::new(Vec::new());
-
-/// Records the policy for dials reporting to `events` (a torrent's channel).
-pub(crate) fn register(events: &mpsc::Sender<ConnEvent>, policy: DialPolicy) {
-    let mut d = DIALERS.lock().unwrap_or_else(|e| e.into_inner());
-    d.retain(|(w, _)| w.strong_count() > 0);
-    d.push((events.downgrade(), policy));
-}
-
-/// The policy for dials reporting to `events`; `None`: plaintext.
-pub(crate) fn policy(events: &mpsc::Sender<ConnEvent>) -> Option<DialPolicy> {
-    let d = DIALERS.lock().unwrap_or_else(|e| e.into_inner());
-    d.iter().find(|(w, _)| w.upgrade().is_some_and(|s| s.same_channel(events))).map(|(_, p)| p.clone())
 }
 
 fn seed() -> [u8; 32] {
@@ -119,21 +69,18 @@ pub(crate) async fn respond(
     r
 }
 
-/// Runs the initiator for `policy` on a connected stream; on success stashes the ciphers
-/// and early bytes for `conn::start`.
-pub(crate) async fn initiate(stream: &mut TcpStream, policy: &DialPolicy) -> std::io::Result<()> {
+/// Runs the initiator for `policy` on a connected stream; on success the stream goes on
+/// with the ciphers (RC4) and the early bytes, for `conn::start`.
+pub(crate) async fn initiate(mut stream: TcpStream, policy: &DialPolicy) -> std::io::Result<PeerStream> {
     let provide = if policy.mode == Encryption::Require { CryptoSet::RC4 } else { CryptoSet::ALL };
     let hs = Handshake::initiator(policy.skey, provide, seed());
-    let r = match tokio::time::timeout(MSE_TIMEOUT, run(stream, hs, &[])).await {
+    let r = match tokio::time::timeout(MSE_TIMEOUT, run(&mut stream, hs, &[])).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     };
     policy.counters.record(&r);
     let est = r?;
-    if est.cipher.is_some() || !est.payload.is_empty() {
-        stash(stream, Pending { cipher: est.cipher, leftover: est.payload });
-    }
-    Ok(())
+    Ok(PeerStream { stream, cipher: est.cipher, leftover: est.payload })
 }
 
 /// Drives `hs` over `stream` until it is established.
@@ -167,7 +114,9 @@ mod tests {
     use mycel_swarm::PeerKey;
     use tokio::net::TcpListener;
 
-    use super::super::conn;
+    use tokio::sync::mpsc;
+
+    use super::super::conn::{self, ConnEvent};
     use super::*;
 
     const SKEY: [u8; 20] = [3; 20];
@@ -188,25 +137,23 @@ mod tests {
 
     async fn next_bytes(rx: &mut mpsc::Receiver<ConnEvent>) -> Vec<u8> {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-            Ok(Some(ConnEvent::Bytes { data, .. })) => data,
+            Ok(Some(ConnEvent::Bytes { data, .. })) => data.to_vec(),
             _ => panic!("no bytes from the connection"),
         }
     }
 
     #[tokio::test]
     async fn rc4_connection_carries_bytes_both_ways_through_reader_and_writer() {
-        let (mut a, mut b) = connected().await;
+        let (a, mut b) = connected().await;
         let counters = Arc::new(MseCounters::default());
         let policy = DialPolicy { skey: SKEY, mode: Encryption::Require, counters: counters.clone() };
-        let (ra, rb) = tokio::join!(initiate(&mut a, &policy), accept(&mut b, Encryption::Off, &counters));
-        ra.expect("initiator");
+        let (ra, rb) = tokio::join!(initiate(a, &policy), accept(&mut b, Encryption::Off, &counters));
+        let a = ra.expect("initiator");
         let est = rb.expect("responder");
         assert_eq!((est.method, est.info_hash), (mycel_mse::Method::Rc4, SKEY));
         assert_eq!(counters.rc4.load(Ordering::Relaxed), 2);
-        let pending = claim(&a).expect("the initiator left its ciphers");
-        assert!(pending.cipher.is_some() && pending.leftover.is_empty());
-        stash(&a, pending);
-        stash(&b, Pending { cipher: est.cipher, leftover: Vec::new() });
+        assert!(a.cipher.is_some() && a.leftover.is_empty(), "the initiator's stream carries its ciphers");
+        let b = PeerStream { stream: b, cipher: est.cipher, leftover: Vec::new() };
 
         let (tx_a, mut rx_a) = mpsc::channel(8);
         let (tx_b, mut rx_b) = mpsc::channel(8);
@@ -230,14 +177,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn leftover_bytes_arrive_before_what_is_read() {
+        let (a, mut b) = connected().await;
+        let (tx, mut rx) = mpsc::channel(8);
+        let a = PeerStream { stream: a, cipher: None, leftover: b"early".to_vec() };
+        let _conn = conn::start(a, PeerKey(1), tx, None);
+        b.write_all(b"late").await.expect("write");
+        let mut got = Vec::new();
+        while got.len() < 9 {
+            got.extend(next_bytes(&mut rx).await);
+        }
+        assert_eq!(got, b"earlylate");
+    }
+
+    #[tokio::test]
     async fn a_plaintext_selection_leaves_no_cipher() {
-        let (mut a, mut b) = connected().await;
+        let (a, mut b) = connected().await;
         let counters = Arc::new(MseCounters::default());
         let policy = DialPolicy { skey: SKEY, mode: Encryption::Prefer, counters: counters.clone() };
-        let (ra, rb) = tokio::join!(initiate(&mut a, &policy), accept(&mut b, Encryption::Off, &counters));
-        ra.expect("initiator");
+        let (ra, rb) = tokio::join!(initiate(a, &policy), accept(&mut b, Encryption::Off, &counters));
+        let a = ra.expect("initiator");
         assert_eq!(rb.expect("responder").method, mycel_mse::Method::Plaintext);
-        assert!(claim(&a).is_none());
+        assert!(a.cipher.is_none() && a.leftover.is_empty());
         assert_eq!(counters.plaintext.load(Ordering::Relaxed), 2);
     }
 
@@ -268,14 +229,13 @@ mod tests {
         }
     }
 
-    async fn dial_with(mode: Encryption) -> (Option<TcpStream>, u64) {
+    async fn dial_with(mode: Encryption) -> (Option<PeerStream>, u64) {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = l.local_addr().expect("addr");
         tokio::spawn(plain_only_peer(l));
         let (tx, mut rx) = mpsc::channel(4);
         let counters = Arc::new(MseCounters::default());
-        register(&tx, DialPolicy { skey: SKEY, mode, counters: counters.clone() });
-        conn::dial(addr, None, tx.clone());
+        conn::dial(addr, None, Some(DialPolicy { skey: SKEY, mode, counters: counters.clone() }), tx.clone());
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
             Ok(Some(ConnEvent::Dialed { stream, .. })) => (stream, counters.failed.load(Ordering::Relaxed)),
             _ => panic!("no dial outcome"),

@@ -14,8 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::conn::ConnEvent;
-use super::encryption::{self, DialPolicy, MseCounters, Pending};
+use super::conn::{ConnEvent, PeerStream};
+use super::encryption::{self, DialPolicy, MseCounters};
 use super::pool::DiskPool;
 use super::task::{self, Setup};
 use super::{
@@ -106,12 +106,11 @@ impl SessionHandle {
                 routes.insert(*id, conn_tx.clone());
             }
         }
-        if cfg_encrypts(&self.inner.config) {
-            if let Some(&skey) = ids.first() {
-                let counters = self.inner.mse.clone();
-                encryption::register(&conn_tx, DialPolicy { skey, mode: self.inner.config.encryption, counters });
-            }
-        }
+        let dial_policy = ids.first().filter(|_| cfg_encrypts(&self.inner.config)).map(|&skey| DialPolicy {
+            skey,
+            mode: self.inner.config.encryption,
+            counters: self.inner.mse.clone(),
+        });
         let initial = if matches!(source, TorrentSource::Magnet(_)) {
             TorrentState::FetchingMetadata
         } else {
@@ -142,6 +141,7 @@ impl SessionHandle {
             seed,
             upload_limit: cfg.upload_limit,
             local_ip: Some(self.inner.local_addr.ip()),
+            dial_policy,
             conn_tx,
             conn_rx,
             cmd_rx,
@@ -227,15 +227,10 @@ async fn route(mut stream: TcpStream, addr: SocketAddr, routes: Routes, mode: En
     id.copy_from_slice(&hs[28..48]);
     let tx = routes.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
     if let Some(tx) = tx {
-        if cipher.is_some() {
-            encryption::stash(&stream, Pending { cipher, leftover: Vec::new() });
-        }
-        if let Err(mpsc::error::SendError(ConnEvent::Incoming { stream, .. })) =
-            tx.send(ConnEvent::Incoming { stream, addr, initial: hs }).await
-        {
-            // Nobody will start the connection: drop what was left for it.
-            encryption::claim(&stream);
-        }
+        // Everything read past the MSE handshake is in `hs`: nothing is left over.
+        let stream = PeerStream { stream, cipher, leftover: Vec::new() };
+        // A torrent that has just stopped drops the connection.
+        let _ = tx.send(ConnEvent::Incoming { stream, addr, initial: hs }).await;
     }
 }
 

@@ -15,8 +15,9 @@ use mycel_swarm::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::conn::{self, count, Conn, ConnEvent, RateLimiter};
+use super::conn::{self, count, Conn, ConnEvent, PeerStream, RateLimiter};
 use super::diskq::DiskQueue;
+use super::encryption::DialPolicy;
 use super::pool::DiskPool;
 use super::{
     layout_for, layout_with_layers, piece_priorities, select_files, AddOptions, Existing, PeerTransfer, Progress,
@@ -53,6 +54,8 @@ pub(crate) struct Setup {
     pub seed: [u8; 32],
     pub upload_limit: u64,
     pub local_ip: Option<std::net::IpAddr>,
+    /// How dials run MSE; `None`: plaintext.
+    pub dial_policy: Option<DialPolicy>,
     pub conn_tx: mpsc::Sender<ConnEvent>,
     pub conn_rx: mpsc::Receiver<ConnEvent>,
     pub cmd_rx: mpsc::Receiver<Command>,
@@ -89,6 +92,7 @@ struct Torrent {
     conn_addr: HashMap<PeerKey, SocketAddr>,
     limiter: Option<Arc<RateLimiter>>,
     local_ip: Option<std::net::IpAddr>,
+    dial_policy: Option<DialPolicy>,
     out_dir: PathBuf,
     opts: AddOptions,
     swarm_cfg: mycel_swarm::Config,
@@ -111,6 +115,7 @@ pub(crate) async fn run(setup: Setup) {
         seed,
         upload_limit,
         local_ip,
+        dial_policy,
         conn_tx,
         mut conn_rx,
         mut cmd_rx,
@@ -142,6 +147,7 @@ pub(crate) async fn run(setup: Setup) {
         conn_addr: HashMap::new(),
         limiter: (upload_limit > 0).then(|| Arc::new(RateLimiter::new(upload_limit))),
         local_ip,
+        dial_policy,
         out_dir,
         opts,
         swarm_cfg,
@@ -313,7 +319,7 @@ impl Torrent {
         match &mut self.engine {
             Engine::Swarm(s) => {
                 while let Some(addr) = s.poll_connect() {
-                    conn::dial(addr, self.local_ip, self.conn_tx.clone());
+                    conn::dial(addr, self.local_ip, self.dial_policy.clone(), self.conn_tx.clone());
                 }
                 while let Some(tx) = s.poll_transmit() {
                     count(&self.conn_addr, &mut self.transfers, tx.peer, 0, tx.data.len());
@@ -338,7 +344,7 @@ impl Torrent {
             }
             Engine::Fetch(f) => {
                 while let Some(addr) = f.poll_connect() {
-                    conn::dial(addr, self.local_ip, self.conn_tx.clone());
+                    conn::dial(addr, self.local_ip, self.dial_policy.clone(), self.conn_tx.clone());
                 }
                 while let Some(tx) = f.poll_transmit() {
                     if let Some(c) = self.conns.get(&tx.peer) {
@@ -517,7 +523,7 @@ impl Torrent {
         }
     }
 
-    fn new_conn(&mut self, stream: tokio::net::TcpStream, addr: SocketAddr) -> PeerKey {
+    fn new_conn(&mut self, stream: PeerStream, addr: SocketAddr) -> PeerKey {
         let key = PeerKey(self.next_key);
         self.next_key += 1;
         self.conn_addr.insert(key, addr);
