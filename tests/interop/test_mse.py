@@ -123,6 +123,7 @@ def test_mycel_require_fetches_from_libtorrent_requiring_rc4(tmp_path):
     )
     summary = r.json()
     assert summary["bad_pieces"] == 0, summary
+    assert summary["mse"]["rc4"] >= 1 and summary["mse"]["plaintext"] == 0, summary
     assert same_tree(content, out / "content"), "mycel's copy differs from the source"
     deadline = time.monotonic() + 5
     while h.status().total_payload_upload == 0 and time.monotonic() < deadline:
@@ -153,7 +154,9 @@ def test_mycel_fetch_from_mycel_share_requiring_rc4(fetch_mode, ok, tmp_path):
             timeout=30,
         )
         if ok:
-            assert r.json()["bad_pieces"] == 0
+            summary = r.json()
+            assert summary["bad_pieces"] == 0
+            assert summary["mse"]["rc4"] >= 1, summary
             assert same_tree(content, out / "content"), "mycel's copy differs from the source"
         else:
             assert r.returncode != 0, "a plaintext fetch got data from a seeder that requires RC4"

@@ -164,7 +164,8 @@ pub struct FetchArgs {
     pub seed: bool,
     /// Print a JSON summary at the end: bytes, verified, downloaded, uploaded, seconds,
     /// mb_per_s, peers_used, bad_pieces, wasted (unused block bytes), banned, protocol_errors,
-    /// pex_peers_learnt, and per peer address the wire bytes received (`from`) and sent (`to`).
+    /// pex_peers_learnt, mse (handshakes: plaintext, rc4, failed), and per peer address the wire
+    /// bytes received (`from`) and sent (`to`).
     #[arg(long)]
     pub json: bool,
     /// Hash all existing data again instead of trusting the resume data.

@@ -17,7 +17,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mycel_metainfo::{CreateOptions, FileSpec, Metainfo, PieceHashes, TorrentBuilder, TorrentVersion};
 use mycel_net::torrent::{
-    select_files, AddOptions, Existing, Progress, Session, SessionConfig, SessionHandle, TorrentError, TorrentSource,
+    select_files, AddOptions, EncryptionStats, Existing, Progress, Session, SessionConfig, SessionHandle, TorrentError,
+    TorrentSource,
 };
 use mycel_net::{Dht, DhtConfig, Handle};
 use serde::Serialize;
@@ -125,6 +126,19 @@ struct FetchSummary {
     to: std::collections::BTreeMap<String, u64>,
     /// Addresses learnt from peer exchange (BEP 11).
     pex_peers_learnt: u64,
+    /// Message Stream Encryption handshakes of this run.
+    mse: MseSummary,
+}
+
+/// MSE handshakes by outcome, in the `--json` summary.
+#[derive(Serialize)]
+struct MseSummary {
+    /// Completed with plaintext chosen.
+    plaintext: u64,
+    /// Completed with RC4.
+    rc4: u64,
+    /// Failed or timed out.
+    failed: u64,
 }
 
 /// `mycel fetch`.
@@ -174,7 +188,7 @@ pub async fn fetch(args: FetchArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let code = match outcome {
         Ok(p) => {
-            report(&p, args.json)?;
+            report(&p, &session.encryption_stats(), args.json)?;
             if args.seed {
                 eprintln!("mycel: download complete, seeding; Ctrl-C to stop");
                 let _ = wait_for_signal().await;
@@ -199,7 +213,7 @@ fn usage(e: TorrentError) -> anyhow::Error {
     }
 }
 
-fn report(p: &Progress, json: bool) -> Result<()> {
+fn report(p: &Progress, mse: &EncryptionStats, json: bool) -> Result<()> {
     let seconds = p.elapsed.as_secs_f64().max(1e-6);
     let summary = FetchSummary {
         bytes: p.bytes_total,
@@ -221,6 +235,7 @@ fn report(p: &Progress, json: bool) -> Result<()> {
         protocol_errors: p.protocol_errors,
         to: p.transfers.iter().filter(|t| t.uploaded >= 16 * 1024).map(|t| (t.addr.to_string(), t.uploaded)).collect(),
         pex_peers_learnt: p.pex_peers_learnt,
+        mse: MseSummary { plaintext: mse.plaintext, rc4: mse.rc4, failed: mse.failed },
     };
     if json {
         output::json(&summary)?;
