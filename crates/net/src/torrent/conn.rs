@@ -37,7 +37,9 @@ const WRITE_PARTS: usize = 64;
 /// past the handshake, which the connection delivers before anything it reads.
 pub(crate) struct PeerStream {
     pub(crate) stream: TcpStream,
-    pub(crate) cipher: Option<Cipher>,
+    /// Boxed: two RC4 states are about 520 bytes, and this rides in every `ConnEvent`
+    /// slot of the torrent's channel.
+    pub(crate) cipher: Option<Box<Cipher>>,
     pub(crate) leftover: Vec<u8>,
 }
 
@@ -91,7 +93,12 @@ pub(crate) fn start(
     let PeerStream { stream, cipher, leftover } = stream;
     let _ = stream.set_nodelay(true);
     // After an MSE handshake: RC4 applied in place to every buffer read and written.
-    let (mut encrypt, mut decrypt) = cipher.map(|c| (c.encrypt, c.decrypt)).unzip();
+    let (mut encrypt, mut decrypt) = cipher
+        .map(|c| {
+            let Cipher { encrypt, decrypt } = *c;
+            (encrypt, decrypt)
+        })
+        .unzip();
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let ev = events.clone();

@@ -80,7 +80,7 @@ pub(crate) async fn initiate(mut stream: TcpStream, policy: &DialPolicy) -> std:
     };
     policy.counters.record(&r);
     let est = r?;
-    Ok(PeerStream { stream, cipher: est.cipher, leftover: est.payload })
+    Ok(PeerStream { stream, cipher: est.cipher.map(Box::new), leftover: est.payload })
 }
 
 /// Drives `hs` over `stream` until it is established.
@@ -153,7 +153,7 @@ mod tests {
         assert_eq!((est.method, est.info_hash), (mycel_mse::Method::Rc4, SKEY));
         assert_eq!(counters.rc4.load(Ordering::Relaxed), 2);
         assert!(a.cipher.is_some() && a.leftover.is_empty(), "the initiator's stream carries its ciphers");
-        let b = PeerStream { stream: b, cipher: est.cipher, leftover: Vec::new() };
+        let b = PeerStream { stream: b, cipher: est.cipher.map(Box::new), leftover: Vec::new() };
 
         let (tx_a, mut rx_a) = mpsc::channel(8);
         let (tx_b, mut rx_b) = mpsc::channel(8);

@@ -228,7 +228,7 @@ async fn route(mut stream: TcpStream, addr: SocketAddr, routes: Routes, mode: En
     let tx = routes.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
     if let Some(tx) = tx {
         // Everything read past the MSE handshake is in `hs`: nothing is left over.
-        let stream = PeerStream { stream, cipher, leftover: Vec::new() };
+        let stream = PeerStream { stream, cipher: cipher.map(Box::new), leftover: Vec::new() };
         // A torrent that has just stopped drops the connection.
         let _ = tx.send(ConnEvent::Incoming { stream, addr, initial: hs }).await;
     }
