@@ -231,6 +231,17 @@ class OneShot:
             raise AssertionError(f"stdout is not one JSON object ({e}): {self.describe()}")
 
 
+def end_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds, if it still runs."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=grace)
+
+
 def run_mycel(args: list[str], timeout: float = 30.0) -> OneShot:
     """Runs a one-shot command with a hard timeout; never raises on a non-zero exit."""
     try:

@@ -23,11 +23,11 @@ import libtorrent as lt
 import pytest
 
 import harness
+from test_torrent import lt_add, lt_make_torrent
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 SIZE = 3 * 1024 * 1024 + 4321
-PIECE = 64 * 1024
 
 
 def lt_session(ip: str, upload_limit: int = 0, plugins: bool = True) -> tuple[lt.session, int]:
@@ -59,20 +59,7 @@ def make_torrent(root: Path) -> tuple[Path, Path]:
     content = root / "content"
     content.mkdir(parents=True)
     (content / "data.bin").write_bytes(os.urandom(SIZE))
-    fs = lt.file_storage()
-    lt.add_files(fs, str(content))
-    ct = lt.create_torrent(fs, PIECE, lt.create_torrent.v1_only)
-    lt.set_piece_hashes(ct, str(root))
-    torrent = root / "pex.torrent"
-    torrent.write_bytes(lt.bencode(ct.generate()))
-    return content, torrent
-
-
-def lt_add(ses: lt.session, torrent: Path, save: Path) -> lt.torrent_handle:
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(str(torrent))
-    atp.save_path = str(save)
-    return ses.add_torrent(atp)
+    return content, lt_make_torrent(content, "v1", root / "pex.torrent")
 
 
 def wait(predicate, timeout: float, what: str) -> None:
@@ -121,13 +108,7 @@ class Fetch:
         return harness.tail(self.err_path.read_text(errors="replace"))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        harness.end_process(self.proc)
         self._err.close()
 
 

@@ -120,13 +120,7 @@ class Share:
         self.line = json.loads(box[0])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        harness.end_process(self.proc)
         self._err.close()
 
 

@@ -6,6 +6,11 @@ use crate::{CryptoSet, Handshake, Method};
 /// The info-hash the fuzz responder serves.
 pub const FUZZ_SKEY: [u8; 20] = [0x5a; 20];
 
+/// The responder the fuzz body runs: it serves [`FUZZ_SKEY`] and one other id.
+pub fn responder() -> Handshake {
+    Handshake::responder(vec![FUZZ_SKEY, [0xa5; 20]], CryptoSet::ALL, Method::Plaintext, [1; 32])
+}
+
 /// Feeds `data` to a responder and to an initiator, in chunks whose sizes come from the
 /// first byte; returns whether the responder finished. Must never panic.
 pub fn handshake(data: &[u8]) -> bool {
@@ -13,7 +18,7 @@ pub fn handshake(data: &[u8]) -> bool {
         Some((&c, rest)) => (usize::from(c).max(1), rest),
         None => return false,
     };
-    let mut b = Handshake::responder(vec![FUZZ_SKEY, [0xa5; 20]], CryptoSet::ALL, Method::Plaintext, [1; 32]);
+    let mut b = responder();
     let mut a = Handshake::initiator(FUZZ_SKEY, CryptoSet::ALL, [2; 32]);
     let mut b_ok = true;
     for piece in rest.chunks(chunk) {

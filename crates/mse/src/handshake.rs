@@ -10,7 +10,7 @@ use crate::{CryptoSet, Method, INITIATOR_SYNC_WINDOW, KEY_LEN, MAX_IA, MAX_PAD, 
 
 /// Which side of the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// A: dialed the connection, knows the info-hash.
     Initiator,
     /// B: accepted the connection, learns the info-hash from the handshake.
@@ -176,11 +176,6 @@ impl Handshake {
             payload: Vec::new(),
             done: None,
         }
-    }
-
-    /// The role.
-    pub fn role(&self) -> Role {
-        self.role
     }
 
     /// Feeds bytes from the peer. An error is final (later calls return [`MseError::Over`]).
@@ -432,10 +427,8 @@ impl Handshake {
         let Some(f) = self.take_decrypted(6) else { return Ok(()) };
         let select = u32::from_be_bytes([f[0], f[1], f[2], f[3]]);
         let offered = self.methods.bits();
-        let method = match select {
-            0x01 => Method::Plaintext,
-            0x02 => Method::Rc4,
-            _ => return Err(MseError::BadSelect { select, offered }),
+        let Some(method) = Method::from_bit(select) else {
+            return Err(MseError::BadSelect { select, offered });
         };
         if offered & select == 0 {
             return Err(MseError::BadSelect { select, offered });

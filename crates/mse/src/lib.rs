@@ -46,7 +46,7 @@ pub mod fuzzing;
 mod handshake;
 
 pub use cipher::{Cipher, Rc4Stream, KEYSTREAM_DISCARD};
-pub use handshake::{Established, Handshake, MseError, Role};
+pub use handshake::{Established, Handshake, MseError};
 
 /// Most padding bytes (PadA, PadB, PadC, PadD).
 pub const MAX_PAD: usize = 512;
@@ -76,6 +76,11 @@ impl Method {
             Method::Plaintext => 0x01,
             Method::Rc4 => 0x02,
         }
+    }
+
+    /// The method whose bit this is (exactly one bit set).
+    pub fn from_bit(bit: u32) -> Option<Method> {
+        [Method::Plaintext, Method::Rc4].into_iter().find(|m| m.bit() == bit)
     }
 }
 

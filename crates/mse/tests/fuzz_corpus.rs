@@ -1,6 +1,7 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/mse_handshake`) through the fuzz body
 //! and checks each seed is what its name says (`valid-*` completes a handshake, `bad-*`
-//! does not). `write_corpus` (ignored) regenerates the seeds.
+//! does not), and that the committed seeds are what their generator below makes (run with
+//! `MYCEL_WRITE_CORPUS=1` to write them again after changing the fuzz body).
 //!
 //! The corpus directory is read with `std::fs`, which the sans-IO rule allows in tests.
 
@@ -8,8 +9,8 @@
 
 use std::path::PathBuf;
 
-use mycel_mse::fuzzing::{handshake, FUZZ_SKEY};
-use mycel_mse::{CryptoSet, Handshake, Method};
+use mycel_mse::fuzzing::{handshake, responder, FUZZ_SKEY};
+use mycel_mse::{CryptoSet, Handshake};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/mse_handshake")
@@ -38,7 +39,7 @@ fn replay_mse_handshake_corpus() {
 
 /// What an initiator for `skey` offering `provide` sends to the fuzz body's responder.
 fn initiator_bytes(skey: [u8; 20], provide: CryptoSet) -> Vec<u8> {
-    let mut b = Handshake::responder(vec![FUZZ_SKEY, [0xa5; 20]], CryptoSet::ALL, Method::Plaintext, [1; 32]);
+    let mut b = responder();
     let mut a = Handshake::initiator(skey, provide, [9; 32]);
     let mut sent = Vec::new();
     for _ in 0..4 {
@@ -54,10 +55,9 @@ fn initiator_bytes(skey: [u8; 20], provide: CryptoSet) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "writes the corpus; run by hand after changing the fuzz body"]
-fn write_corpus() {
+fn committed_seeds_match_their_generator() {
     let d = dir();
-    std::fs::create_dir_all(&d).expect("mkdir");
+    let write = std::env::var_os("MYCEL_WRITE_CORPUS").is_some();
     let with = |chunk: u8, bytes: &[u8]| [&[chunk][..], bytes].concat();
     let all = initiator_bytes(FUZZ_SKEY, CryptoSet::ALL);
     let rc4 = initiator_bytes(FUZZ_SKEY, CryptoSet::RC4);
@@ -77,6 +77,12 @@ fn write_corpus() {
         ("bad-no-sync.bin", with(100, &no_sync)),
     ];
     for (name, data) in seeds {
-        std::fs::write(d.join(name), data).expect("write seed");
+        if write {
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join(name), data).expect("write seed");
+        } else {
+            let committed = std::fs::read(d.join(name)).expect("committed seed");
+            assert!(committed == data, "{name} differs from its generator (MYCEL_WRITE_CORPUS=1 rewrites it)");
+        }
     }
 }

@@ -231,9 +231,6 @@ pub mod fuzzing {
             p.encode(&mut out);
             assert_eq!(out.len(), p.encoded_len(), "encoded_len disagrees");
             assert_eq!(UtPex::decode(&out), Ok(p.clone()), "round-trip");
-            let mut again = Vec::new();
-            UtPex::decode(&out).map(|q| q.encode(&mut again)).expect("re-decodes");
-            assert_eq!(again, out, "encoding is not canonical");
         }
     }
 

@@ -112,6 +112,23 @@ fn encode(m: &Message<'_>) -> Vec<u8> {
 
 const MAX: u32 = DEFAULT_MAX_MESSAGE_LEN;
 
+/// A stream of `msgs` (after a handshake if asked), the encoder's bytes of each message,
+/// and the end points of the chunks `cuts` makes of it (the last is the stream's end).
+fn cut_stream(
+    msgs: &[(Spec, Vec<u8>)],
+    cuts: &[prop::sample::Index],
+    with_handshake: bool,
+) -> (Handshake, Vec<u8>, Vec<Vec<u8>>, Vec<usize>) {
+    let hs = Handshake { reserved: Reserved([1, 2, 3, 4, 5, 6, 7, 8]), info_hash: [9; 20], peer_id: [10; 20] };
+    let mut stream = if with_handshake { hs.to_bytes().to_vec() } else { Vec::new() };
+    let want: Vec<Vec<u8>> = msgs.iter().map(|(s, d)| encode(&build(s, d))).collect();
+    stream.extend(want.concat());
+    let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+    points.push(stream.len());
+    points.sort_unstable();
+    (hs, stream, want, points)
+}
+
 proptest! {
     // 512 cases by default; PROPTEST_CASES overrides it for long runs.
     #![proptest_config(ProptestConfig {
@@ -133,13 +150,7 @@ proptest! {
         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
         with_handshake in any::<bool>(),
     ) {
-        let hs = Handshake { reserved: Reserved([1, 2, 3, 4, 5, 6, 7, 8]), info_hash: [9; 20], peer_id: [10; 20] };
-        let mut stream = if with_handshake { hs.to_bytes().to_vec() } else { Vec::new() };
-        let want: Vec<Vec<u8>> = msgs.iter().map(|(s, d)| encode(&build(s, d))).collect();
-        stream.extend(want.concat());
-        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
-        points.push(stream.len());
-        points.sort_unstable();
+        let (hs, stream, want, points) = cut_stream(&msgs, &cuts, with_handshake);
         let mut rx = FrameDecoder::new(MAX);
         let (mut got, mut got_hs, mut start) = (Vec::new(), None, 0);
         for end in points {
@@ -169,13 +180,7 @@ proptest! {
         cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..30),
         with_handshake in any::<bool>(),
     ) {
-        let hs = Handshake { reserved: Reserved([1, 2, 3, 4, 5, 6, 7, 8]), info_hash: [9; 20], peer_id: [10; 20] };
-        let mut stream = if with_handshake { hs.to_bytes().to_vec() } else { Vec::new() };
-        let want: Vec<Vec<u8>> = msgs.iter().map(|(s, d)| encode(&build(s, d))).collect();
-        stream.extend(want.concat());
-        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
-        points.push(stream.len());
-        points.sort_unstable();
+        let (hs, stream, want, points) = cut_stream(&msgs, &cuts, with_handshake);
         let mut rx = FrameDecoder::new(MAX);
         let (mut got, mut got_hs, mut start, mut chunks) = (Vec::new(), None, 0, Vec::new());
         for end in points {

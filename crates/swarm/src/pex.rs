@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mycel_peer_wire::{encode_extended_header, ExtendedHandshake, PexFlags, UtPex, UT_PEX};
+use mycel_peer_wire::{ExtendedHandshake, Message, PexFlags, UtPex, UT_PEX};
 
 use crate::peer::Peer;
 use crate::swarm::DialCandidate;
@@ -129,9 +129,7 @@ impl Swarm {
         let msg = build(&added, &dropped);
         let mut payload = Vec::with_capacity(msg.encoded_len());
         msg.encode(&mut payload);
-        let mut header = Vec::with_capacity(6);
-        encode_extended_header(id, payload.len(), &mut header);
-        self.send_raw(key, &[&header, &payload]);
+        self.send(key, &Message::Extended { id, payload: &payload });
         self.stats.pex_sent += 1;
     }
 

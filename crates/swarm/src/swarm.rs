@@ -68,7 +68,7 @@ pub(crate) struct DialCandidate {
 ///     while let Some(op) = swarm.poll_disk_op() { pool.run(op) }             // -> handle_disk_result
 ///     while let Some(e) = swarm.poll_event() { app.on(e) }
 ///     select! {
-///         (key, bytes) = conn_read => swarm.handle_peer_bytes(clock.now(), key, &bytes),
+///         (key, bytes) = conn_read => swarm.handle_peer_data(clock.now(), key, bytes),
 ///         key = conn_closed => swarm.handle_peer_closed(clock.now(), key),
 ///         res = pool.done => swarm.handle_disk_result(clock.now(), res),
 ///         _ = sleep_until(swarm.poll_timeout()) => swarm.handle_timeout(clock.now()),
@@ -224,7 +224,8 @@ impl Swarm {
     }
 
     /// Bytes arrived on a connection: the handshake, then messages, in any chunking.
-    /// Copies them; [`handle_peer_data`](Self::handle_peer_data) takes a buffer instead.
+    /// Copies them (a convenience for tests and byte slices); a driver hands its read
+    /// buffers to [`handle_peer_data`](Self::handle_peer_data) instead.
     pub fn handle_peer_bytes(&mut self, now: Instant, key: PeerKey, bytes: &[u8]) {
         self.handle_peer_data(now, key, bytes::Bytes::copy_from_slice(bytes));
     }

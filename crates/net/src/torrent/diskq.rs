@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use mycel_peer_wire::Bitfield;
 use mycel_storage::Storage;
 use mycel_swarm::{DiskOp, DiskResult, FailedOp, Layout, BLOCK_LEN};
 use sha1::{Digest, Sha1};
@@ -77,7 +78,7 @@ pub(crate) struct DiskQueue {
     /// write to such a piece is a repair of a few blocks (v2 names the bad blocks of a
     /// failed piece and only those come again), so it is written at once: holding it for
     /// blocks that will never come would stall the piece for good.
-    written_before: Vec<u64>,
+    written_before: Bitfield,
 }
 
 impl DiskQueue {
@@ -85,6 +86,7 @@ impl DiskQueue {
         pool: DiskPool,
         storage: Arc<dyn Storage>,
         piece_length: u64,
+        pieces: u32,
         tx: mpsc::UnboundedSender<DiskResult>,
     ) -> Self {
         DiskQueue {
@@ -99,7 +101,7 @@ impl DiskQueue {
             held_bytes: 0,
             prehashed: Arc::new(Mutex::new(HashMap::new())),
             pending: Vec::new(),
-            written_before: Vec::new(),
+            written_before: Bitfield::new(pieces),
         }
     }
 
@@ -195,18 +197,6 @@ impl DiskQueue {
         }
     }
 
-    fn mark_written(&mut self, piece: u32) {
-        let word = piece as usize / 64;
-        if self.written_before.len() <= word {
-            self.written_before.resize(word + 1, 0);
-        }
-        self.written_before[word] |= 1 << (piece % 64);
-    }
-
-    fn was_written(&self, piece: u32) -> bool {
-        self.written_before.get(piece as usize / 64).is_some_and(|w| w & (1 << (piece % 64)) != 0)
-    }
-
     fn lock_prehashed(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Prehashed>> {
         self.prehashed.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -215,7 +205,7 @@ impl DiskQueue {
     fn keep_block(&mut self, piece: u32, begin: u32, data: &Bytes, layout: &Layout) -> bool {
         let piece_len = layout.piece_len(piece);
         if !self.cache.contains_key(&piece) {
-            if self.was_written(piece) || self.cache_bytes + piece_len as usize > CACHE_LIMIT {
+            if self.written_before.has(piece) || self.cache_bytes + piece_len as usize > CACHE_LIMIT {
                 return false;
             }
             let blocks = piece_len.div_ceil(BLOCK_LEN) as usize;
@@ -261,7 +251,7 @@ impl DiskQueue {
     /// hashes them, then reports each block written.
     fn write_piece(&mut self, piece: u32, layout: &Layout) {
         let Some(copy) = self.cache.remove(&piece) else { return };
-        self.mark_written(piece);
+        let _ = self.written_before.set(piece);
         self.cache_bytes -= copy.len as usize;
         self.held_bytes -= copy.held;
         let blocks: Vec<Bytes> = copy.blocks.into_iter().flatten().collect();
@@ -295,7 +285,7 @@ impl DiskQueue {
 
     /// Writes out the held blocks of `piece`; its later blocks are written as they come.
     fn spill_piece(&mut self, piece: u32) {
-        self.mark_written(piece);
+        let _ = self.written_before.set(piece);
         let Some(c) = self.cache.get_mut(&piece) else { return };
         c.through = true;
         self.held_bytes -= c.held;
@@ -369,7 +359,7 @@ mod tests {
         let (good0, good1, bad1) = (data(0, 0), data(0, 1), data(9, 9));
         let layout = Layout::v1([1; 20], size, 2 * BLOCK_LEN, vec![sha1(&[&good0, &good1])]).expect("layout");
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut q = DiskQueue::new(DiskPool::new(2), storage, size, tx);
+        let mut q = DiskQueue::new(DiskPool::new(2), storage, size, 1, tx);
         q.submit(DiskOp::Write { piece: 0, begin: 0, data: good0.clone() }, &layout);
         q.submit(DiskOp::Write { piece: 0, begin: BLOCK_LEN, data: bad1.clone() }, &layout);
         q.flush();
@@ -419,7 +409,7 @@ mod tests {
             .collect();
         let layout = Layout::v1([1; 20], size, PIECE, hashes.clone()).expect("layout");
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut q = DiskQueue::new(DiskPool::new(2), storage.clone(), u64::from(PIECE), tx);
+        let mut q = DiskQueue::new(DiskPool::new(2), storage.clone(), u64::from(PIECE), PIECES, tx);
         let write = |q: &mut DiskQueue, p: u32, b: u32| {
             q.submit(DiskOp::Write { piece: p, begin: b * BLOCK_LEN, data: data(p, b) }, &layout)
         };

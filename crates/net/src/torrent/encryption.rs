@@ -47,10 +47,20 @@ pub(crate) struct DialPolicy {
     pub(crate) counters: Arc<MseCounters>,
 }
 
-fn seed() -> [u8; 32] {
+/// A seed for a sans-IO engine, from the OS random generator.
+pub(crate) fn seed() -> [u8; 32] {
     let mut s = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut s);
     s
+}
+
+/// What a mode offers or accepts: `Require` RC4 only, otherwise both.
+fn crypto_set(mode: Encryption) -> CryptoSet {
+    if mode == Encryption::Require {
+        CryptoSet::RC4
+    } else {
+        CryptoSet::ALL
+    }
 }
 
 /// Responds to an incoming MSE handshake whose first bytes (`first`) were already read.
@@ -62,25 +72,31 @@ pub(crate) async fn respond(
     mode: Encryption,
     counters: &MseCounters,
 ) -> std::io::Result<Established> {
-    let allowed = if mode == Encryption::Require { CryptoSet::RC4 } else { CryptoSet::ALL };
-    let hs = Handshake::responder(skeys, allowed, Method::Plaintext, seed());
-    let r = run(stream, hs, first).await;
-    counters.record(&r);
-    r
+    let hs = Handshake::responder(skeys, crypto_set(mode), Method::Plaintext, seed());
+    run_counted(stream, hs, first, counters).await
 }
 
 /// Runs the initiator for `policy` on a connected stream; on success the stream goes on
 /// with the ciphers (RC4) and the early bytes, for `conn::start`.
 pub(crate) async fn initiate(mut stream: TcpStream, policy: &DialPolicy) -> std::io::Result<PeerStream> {
-    let provide = if policy.mode == Encryption::Require { CryptoSet::RC4 } else { CryptoSet::ALL };
-    let hs = Handshake::initiator(policy.skey, provide, seed());
-    let r = match tokio::time::timeout(MSE_TIMEOUT, run(&mut stream, hs, &[])).await {
+    let hs = Handshake::initiator(policy.skey, crypto_set(policy.mode), seed());
+    let est = run_counted(&mut stream, hs, &[], &policy.counters).await?;
+    Ok(PeerStream { stream, cipher: est.cipher.map(Box::new), leftover: est.payload })
+}
+
+/// [`run`] within [`MSE_TIMEOUT`], its outcome counted.
+async fn run_counted(
+    stream: &mut TcpStream,
+    hs: Handshake,
+    first: &[u8],
+    counters: &MseCounters,
+) -> std::io::Result<Established> {
+    let r = match tokio::time::timeout(MSE_TIMEOUT, run(stream, hs, first)).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     };
-    policy.counters.record(&r);
-    let est = r?;
-    Ok(PeerStream { stream, cipher: est.cipher.map(Box::new), leftover: est.payload })
+    counters.record(&r);
+    r
 }
 
 /// Drives `hs` over `stream` until it is established.

@@ -106,7 +106,8 @@ impl SessionHandle {
                 routes.insert(*id, conn_tx.clone());
             }
         }
-        let dial_policy = ids.first().filter(|_| cfg_encrypts(&self.inner.config)).map(|&skey| DialPolicy {
+        let encrypts = self.inner.config.encryption != Encryption::Off;
+        let dial_policy = ids.first().filter(|_| encrypts).map(|&skey| DialPolicy {
             skey,
             mode: self.inner.config.encryption,
             counters: self.inner.mse.clone(),
@@ -128,8 +129,7 @@ impl SessionHandle {
         let mut peer_id = [0u8; 20];
         peer_id[..8].copy_from_slice(b"-MY0100-");
         rand::rngs::OsRng.fill_bytes(&mut peer_id[8..]);
-        let mut seed = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut seed);
+        let seed = encryption::seed();
         let setup = Setup {
             source,
             out_dir,
@@ -186,10 +186,6 @@ fn is_private(source: &TorrentSource) -> bool {
     matches!(source, TorrentSource::Metainfo(m) if m.info().is_private())
 }
 
-fn cfg_encrypts(config: &SessionConfig) -> bool {
-    config.encryption != Encryption::Off
-}
-
 async fn accept_loop(listener: TcpListener, routes: Routes, mode: Encryption, mse: Arc<MseCounters>) {
     loop {
         match listener.accept().await {
@@ -207,19 +203,7 @@ async fn accept_loop(listener: TcpListener, routes: Routes, mode: Encryption, ms
 /// Reads the handshake of an incoming connection (after an MSE handshake if the first
 /// byte is not the plain handshake's 19) and hands it to its torrent.
 async fn route(mut stream: TcpStream, addr: SocketAddr, routes: Routes, mode: Encryption, mse: Arc<MseCounters>) {
-    let deadline = tokio::time::Instant::from_std(Instant::now() + HANDSHAKE_TIMEOUT);
-    let mut is_mse = false;
-    let shake = handshake(&mut stream, mode, &routes, &mse, &mut is_mse);
-    let (hs, cipher) = match tokio::time::timeout_at(deadline, shake).await {
-        Ok(Some(got)) => got,
-        Ok(None) => return,
-        Err(_) => {
-            if is_mse {
-                mse.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            return;
-        }
-    };
+    let Some((hs, cipher)) = handshake(&mut stream, mode, &routes, &mse).await else { return };
     if hs.len() < HANDSHAKE_LEN || hs[0] != 19 || &hs[1..20] != b"BitTorrent protocol" {
         return;
     }
@@ -235,24 +219,24 @@ async fn route(mut stream: TcpStream, addr: SocketAddr, routes: Routes, mode: En
 }
 
 /// The first bytes of the BitTorrent stream (at least the handshake, decrypted) and the
-/// ciphers if RC4 was negotiated; `None` if the peer is refused or silent.
+/// ciphers if RC4 was negotiated; `None` if the peer is refused or silent. The plain reads
+/// share one deadline; an MSE handshake keeps its own (and counts its failures).
 async fn handshake(
     stream: &mut TcpStream,
     mode: Encryption,
     routes: &Routes,
     mse: &MseCounters,
-    is_mse: &mut bool,
 ) -> Option<(Vec<u8>, Option<mycel_mse::Cipher>)> {
+    let deadline = tokio::time::Instant::from_std(Instant::now() + HANDSHAKE_TIMEOUT);
     let mut first = [0u8; 1];
-    stream.read_exact(&mut first).await.ok()?;
-    *is_mse = first[0] != 19;
+    tokio::time::timeout_at(deadline, stream.read_exact(&mut first)).await.ok()?.ok()?;
     if first[0] == 19 {
         if mode == Encryption::Require {
             mse.failed.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let mut hs = vec![19u8; HANDSHAKE_LEN];
-        stream.read_exact(&mut hs[1..]).await.ok()?;
+        tokio::time::timeout_at(deadline, stream.read_exact(&mut hs[1..])).await.ok()?.ok()?;
         return Some((hs, None));
     }
     let skeys: Vec<[u8; 20]> = routes.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
@@ -265,8 +249,9 @@ async fn handshake(
     };
     let (mut data, mut cipher) = (est.payload, est.cipher);
     let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::from_std(Instant::now() + HANDSHAKE_TIMEOUT);
     while data.len() < HANDSHAKE_LEN {
-        let n = stream.read(&mut buf).await.ok().filter(|&n| n > 0)?;
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await.ok()?.ok().filter(|&n| n > 0)?;
         if let Some(c) = &mut cipher {
             c.decrypt.apply(&mut buf[..n]);
         }

@@ -278,8 +278,8 @@ impl Torrent {
         };
         let storage: Arc<dyn Storage> = Arc::from(boxed);
         let pl = u64::from(layout.piece_length());
-        self.disk = Some(DiskQueue::new(self.pool.clone(), storage.clone(), pl, self.disk_tx.clone()));
         let n = layout.piece_count();
+        self.disk = Some(DiskQueue::new(self.pool.clone(), storage.clone(), pl, n, self.disk_tx.clone()));
         let have = match self.opts.existing {
             Existing::Complete => Bitfield::full(n),
             Existing::Recheck => self.recheck(&layout, storage).await,
@@ -491,11 +491,11 @@ impl Torrent {
                 match &mut self.engine {
                     Engine::Swarm(s) => {
                         s.handle_peer_connected(now, key, addr, false);
-                        s.handle_peer_bytes(now, key, &initial);
+                        s.handle_peer_data(now, key, initial.into());
                     }
                     Engine::Fetch(f) => {
                         f.handle_peer_connected(now, key, addr, false);
-                        f.handle_peer_bytes(now, key, &initial);
+                        f.handle_peer_data(now, key, initial.into());
                     }
                     Engine::Stopped => {}
                 }
